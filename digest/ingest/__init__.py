@@ -1,0 +1,1 @@
+"""Ingestion: fetch sources, clean what arrives into articles."""
