@@ -301,3 +301,17 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str = Field(max_length=200)
     expires_at: datetime = _when(nullable=False)
+
+
+class SeenBlock(SQLModel, table=True):
+    """A text block (normalised line) seen in articles of one source. Blocks that recur across
+    many articles of the same source are boilerplate, learned without any phrase list."""
+
+    __tablename__ = "seen_blocks"
+    __table_args__ = (sa.UniqueConstraint("source_name", "block_hash", name="uq_seen_block"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_name: str = Field(max_length=200, index=True)
+    block_hash: str = Field(max_length=40)
+    articles: int = 0
+    last_seen_at: datetime = _created()
