@@ -194,6 +194,8 @@ class Subscriber(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, max_length=320)
+    # sha256 of the normalised address: lets the recipient query exclude suppressions in SQL.
+    email_hash: str = Field(default="", max_length=64, index=True)
     name: str = Field(default="", max_length=200)
     status: SubscriberStatus = _status(SubscriberStatus.PENDING)
     paused: bool = False
@@ -203,6 +205,7 @@ class Subscriber(SQLModel, table=True):
     created_at: datetime = _created()
     confirmed_at: datetime | None = _when()
     updated_at: datetime = _created()
+    erased_at: datetime | None = _when()
 
 
 class ConsentEvent(SQLModel, table=True):
@@ -224,7 +227,8 @@ class ConsentEvent(SQLModel, table=True):
     wording_version: str | None = Field(default=None, max_length=40)
     wording_hash: str | None = Field(default=None, max_length=64)
     evidence: str | None = Field(default=None, sa_type=sa.Text)
-    prev_hash: str = Field(max_length=64)
+    # Unique: no two events can claim the same predecessor, so the chain cannot fork.
+    prev_hash: str = Field(max_length=64, unique=True)
     hash: str = Field(max_length=64, unique=True)
 
 
