@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     section_order: list[str] = Field(
         default_factory=list, description="Sections in the order they appear."
     )
+    section_quota: int | None = Field(
+        None, ge=1, description="Max picks per section (empty: no quota)."
+    )
+    selection_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ranking weights by part (coverage, recency, source, boost, quality); "
+        "missing parts keep their defaults.",
+    )
 
     # --- schedule ----------------------------------------------------------------------------
     ingest_every_minutes: int = Field(60, ge=1, description="How often sources are polled.")
@@ -101,6 +109,10 @@ class Settings(BaseSettings):
     auto_send: bool = Field(True, description="Send built issues without approval.")
     send_deadline_hours: float = Field(24.0, description="A send later than this is marked missed.")
     misfire_grace_minutes: int = Field(60, description="Missed runs younger than this run now.")
+    operator_email: str = Field(
+        "", description="Told by mail about drafts awaiting approval and missed sends (empty: log only)."
+    )
+    raw_retention_days: int = Field(90, ge=1, description="Raw ingest data older than this is pruned.")
 
     # --- bounces -----------------------------------------------------------------------------
     imap_host: str = Field("", description="Bounce mailbox host (empty: no polling).")

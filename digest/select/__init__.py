@@ -1,0 +1,340 @@
+"""Highlight selection: the week's stories, ranked, diversified, with blurbs and a subject.
+
+A pure core: candidates and an explicit ``now`` in, a ``Selection`` out; the same inputs always
+give the same output (input order does not matter: candidates are taken in article-id order).
+
+    candidates ─► cluster (stories) ─► score ─► MMR + outlet cap + section quota ─► picks
+                                                                   └─► left out, with why
+    picks ─► blurbs (lead) ─► section order ─► subject + preheader
+
+Modules: ``window`` (the week), ``cluster`` (stories), ``score`` (ranking), ``diversity``
+(choosing), ``blurb`` (sentences), ``headline`` (subject, preheader).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from digest.errors import ConfigError
+from digest.select.blurb import make_blurb
+from digest.select.cluster import Clustering, cluster
+from digest.select.diversity import Entry, Option, Reason, choose, outlet_cap
+from digest.select.headline import preheader, subject_line
+from digest.select.score import DEFAULT_WEIGHTS, PARTS, StoryScore, preference, score_stories
+from digest.select.window import effective_time, week_window, within
+
+if TYPE_CHECKING:
+    from digest.settings import Settings
+
+__all__ = [
+    "Candidate",
+    "LeftOut",
+    "Pick",
+    "Selection",
+    "SelectionOptions",
+    "effective_time",
+    "select_highlights",
+    "week_window",
+    "within",
+]
+
+POOL_PER_ITEM = 8  # MMR looks at this many top stories per item wanted (and at least 60)
+DUPLICATE_SIMILARITY = 0.5  # stories this alike are the same event; never both picked
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    article_id: int
+    title: str
+    body: str  # paragraphs separated by "\n\n"
+    url: str
+    source: str  # outlet / source name
+    published: datetime | None  # aware; None = undated
+    first_seen: datetime  # aware
+    section: str | None = None
+    summary: str | None = None  # subtitle/teaser when known
+    source_weight: float = 1.0
+    boost: float = 0.0  # editor boost
+    has_image: bool = False
+    duplicate_of: int | None = None  # near-duplicate link from ingestion
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    article_id: int
+    title: str
+    url: str
+    source: str
+    section: str
+    blurb: str
+    also_reported_by: tuple[str, ...]
+    score: float
+    score_parts: dict[str, float]
+    undated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    article_id: int
+    title: str
+    source: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    picks: list[Pick]
+    left_out: list[LeftOut]  # the best stories not picked, best first
+    stories: int  # distinct stories among the candidates (after drops)
+    subject: str
+    preheader: str
+
+
+def _default_weights() -> Mapping[str, float]:
+    return MappingProxyType(dict(DEFAULT_WEIGHTS))
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionOptions:
+    items: int = 12
+    max_outlet_share: float = 0.3
+    blurb_chars: int = 280
+    weights: Mapping[str, float] = field(default_factory=_default_weights)
+    section_order: tuple[str, ...] = ()
+    section_quota: int | None = None
+    min_stories: int = 3
+    diversity: float = 0.3  # MMR trade-off: 0 = pure score order, 1 = pure novelty
+    recency_half_life_hours: float = 72.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SelectionOptions:
+        """Options from the settings; ConfigError names an unknown ranking weight."""
+        unknown = sorted(set(settings.selection_weights) - set(PARTS))
+        if unknown:
+            raise ConfigError(
+                f"setting SELECTION_WEIGHTS has unknown part {unknown[0]!r}; use {', '.join(PARTS)}"
+            )
+        weights = {**DEFAULT_WEIGHTS, **settings.selection_weights}
+        return cls(
+            items=settings.items_per_issue,
+            max_outlet_share=settings.max_outlet_share,
+            blurb_chars=settings.blurb_chars,
+            weights=MappingProxyType(weights),
+            section_order=tuple(settings.section_order),
+            section_quota=settings.section_quota,
+            min_stories=settings.min_stories,
+        )
+
+
+def select_highlights(
+    candidates: Sequence[Candidate],
+    *,
+    now: datetime,
+    options: SelectionOptions,
+    pinned: Sequence[int] = (),
+    dropped: Sequence[int] = (),
+) -> Selection:
+    """The week's picks, best stories left out (with why), story count, subject and preheader.
+
+    ``pinned`` article ids are always picked (shown through that very article; ids not among
+    the candidates are ignored). A ``dropped`` article takes its whole story out. Raises
+    ValueError when two candidates share an article id (a bug upstream).
+    """
+    cands = sorted(candidates, key=lambda c: c.article_id)
+    if len({c.article_id for c in cands}) != len(cands):
+        raise ValueError("select_highlights got two candidates with the same article_id")
+    if not cands:
+        return Selection(picks=[], left_out=[], stories=0, subject="", preheader="")
+
+    clustering = cluster(cands)
+    dropped_ids = set(dropped)
+    live = [
+        sid
+        for sid, story in enumerate(clustering.stories)
+        if not any(cands[i].article_id in dropped_ids for i in story)
+    ]
+    stories = [clustering.stories[sid] for sid in live]
+    scores = score_stories(
+        cands,
+        stories,
+        now=now,
+        weights=options.weights,
+        half_life_hours=options.recency_half_life_hours,
+    )
+    entries, pool = _pool(cands, clustering, live, scores, pinned=pinned, options=options)
+    centroids = clustering.centroids([live[p] for p in pool])
+    similarity = np.asarray((centroids @ centroids.T).todense())
+    np.fill_diagonal(similarity, 0.0)
+    outcome = choose(
+        entries,
+        similarity,
+        items=options.items,
+        max_per_outlet=outlet_cap(items=options.items, share=options.max_outlet_share),
+        section_quota=options.section_quota,
+        diversity=options.diversity,
+        duplicate=DUPLICATE_SIMILARITY,
+    )
+
+    picks = [
+        _pick(cands, stories[pool[position]], scores[pool[position]], option, options=options)
+        for position, option in outcome.picks
+    ]
+    ordered = _in_section_order(picks, options.section_order)
+    left_out = [
+        _left_out(cands, entries, scores[pool[position]], reason, position)
+        for position, reason in sorted(outcome.reasons.items())
+    ] + _dropped(cands, clustering, dropped_ids)
+    titles = [p.title for p in picks]  # selection order: pins first, then by marginal relevance
+    return Selection(
+        picks=ordered,
+        left_out=left_out,
+        stories=len(stories),
+        subject=subject_line(titles),
+        preheader=preheader(titles),
+    )
+
+
+def _pool(
+    cands: Sequence[Candidate],
+    clustering: Clustering,
+    live: Sequence[int],
+    scores: Sequence[StoryScore],
+    *,
+    pinned: Sequence[int],
+    options: SelectionOptions,
+) -> tuple[list[Entry], list[int]]:
+    """MMR entries for the top stories (plus every pinned one), best first; and for each entry
+    the index into ``live``/``scores`` it stands for."""
+    index_of = {c.article_id: i for i, c in enumerate(cands)}
+    live_of_story = {sid: k for k, sid in enumerate(live)}
+    pins: dict[int, int] = {}  # live position -> pinned candidate index (first pin wins)
+    for article_id in pinned:
+        i = index_of.get(article_id)
+        k = live_of_story.get(clustering.story_of[i]) if i is not None else None
+        if i is not None and k is not None:
+            pins.setdefault(k, i)
+    ranked = sorted(
+        range(len(live)), key=lambda k: (-scores[k].score, clustering.stories[live[k]][0])
+    )
+    size = max(POOL_PER_ITEM * options.items, 60)
+    pool = ranked[:size] + [k for k in ranked[size:] if k in pins]
+    top = max((scores[k].score for k in pool), default=0.0)
+    low = min((scores[k].score for k in pool), default=0.0)
+    spread = top - low if top > low else 1.0
+    entries = []
+    for k in pool:
+        members = clustering.stories[live[k]]
+        order = preference(cands, members)
+        if k in pins:
+            order = [pins[k]] + [i for i in order if i != pins[k]]
+        entries.append(
+            Entry(
+                story=k,
+                relevance=(scores[k].score - low) / spread,
+                options=tuple(
+                    Option(index=i, outlet=cands[i].source, section=cands[i].section or "")
+                    for i in order
+                ),
+                pinned=k in pins,
+            )
+        )
+    return entries, pool
+
+
+def _pick(
+    cands: Sequence[Candidate],
+    members: Sequence[int],
+    score: StoryScore,
+    option: Option,
+    *,
+    options: SelectionOptions,
+) -> Pick:
+    shown = cands[option.index]
+    others = sorted(
+        (i for i in members if cands[i].source != shown.source),
+        key=lambda i: (effective_time(cands[i]), cands[i].article_id),
+    )
+    also: list[str] = []
+    for i in others:
+        if cands[i].source not in also:
+            also.append(cands[i].source)
+    return Pick(
+        article_id=shown.article_id,
+        title=shown.title,
+        url=shown.url,
+        source=shown.source,
+        section=shown.section or "",
+        blurb=make_blurb(shown.body, budget=options.blurb_chars, summary=shown.summary),
+        also_reported_by=tuple(also),
+        score=score.score,
+        score_parts=dict(score.parts),
+        undated=shown.published is None,
+    )
+
+
+def _in_section_order(picks: Sequence[Pick], order: Sequence[str]) -> list[Pick]:
+    """Configured sections first, in their order; other sections after, by their first pick.
+    Within a section the selection order stands (Python's sort is stable)."""
+    first_seen: dict[str, int] = {}
+    for position, pick in enumerate(picks):
+        first_seen.setdefault(pick.section, position)
+    rank = {name: k for k, name in enumerate(order)}
+    return sorted(
+        picks,
+        key=lambda p: (
+            (0, rank[p.section], 0) if p.section in rank else (1, 0, first_seen[p.section])
+        ),
+    )
+
+
+def _left_out(
+    cands: Sequence[Candidate],
+    entries: Sequence[Entry],
+    score: StoryScore,
+    reason: Reason,
+    position: int,
+) -> LeftOut:
+    best = cands[entries[position].options[0].index]
+    return LeftOut(
+        article_id=best.article_id,
+        title=best.title,
+        source=best.source,
+        score=score.score,
+        reason=_describe(cands, entries, reason),
+    )
+
+
+def _dropped(
+    cands: Sequence[Candidate], clustering: Clustering, dropped_ids: set[int]
+) -> list[LeftOut]:
+    """One LeftOut per story the editor dropped, shown through the dropped article."""
+    out = []
+    for story in clustering.stories:
+        hit = next((i for i in story if cands[i].article_id in dropped_ids), None)
+        if hit is not None:
+            c = cands[hit]
+            out.append(LeftOut(c.article_id, c.title, c.source, 0.0, "dropped by the editor"))
+    return out
+
+
+def _describe(cands: Sequence[Candidate], entries: Sequence[Entry], reason: Reason) -> str:
+    near = ""
+    if reason.near is not None:
+        other = cands[entries[reason.near].options[0].index]
+        near = f"#{other.article_id} \u201c{other.title[:60]}\u201d"
+    if reason.kind == "duplicate":
+        return f"same story as pick {near} (similarity {reason.similarity:.2f})"
+    if reason.kind == "outlet_cap":
+        return f"outlet cap: {reason.detail} already at the limit"
+    if reason.kind == "section_quota":
+        return f"section quota full: {reason.detail}"
+    if near and reason.similarity >= DUPLICATE_SIMILARITY / 2:
+        return f"below the cut; close to pick {near} (similarity {reason.similarity:.2f})"
+    return "below the cut"
