@@ -1,0 +1,331 @@
+"""The consent state machine: the ONLY code that changes a subscriber's status.
+
+Every change appends a :class:`ConsentEvent` whose ``hash`` covers the previous event's hash and
+every field of its own, so editing, deleting or reordering any event breaks the chain
+(``verify_chain``). Suppressions are kept by address hash so they outlive erasure.
+
+    (new) ──► pending ──► confirmed ──► unsubscribed ──► pending / confirmed (fresh consent)
+                 │            ├──────► bounced      ──► pending / confirmed (fresh consent)
+                 └──► unsubscribed, bounced, complained
+                              └──────► complained   ──► pending / confirmed (fresh consent)
+
+Entering ``confirmed`` needs the person's own action (the confirmation link or the preferences
+page) or recorded evidence of consent given elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from digest.errors import ConsentError
+from digest.models import ConsentEvent, Subscriber, SubscriberStatus
+from digest.store import consent as log
+from digest.store import subscribers as store
+from digest.store import suppressions
+
+S = SubscriberStatus
+
+# The words beside the form's button. Change the text => change the version: each event stores
+# both, so what a person agreed to can be shown later (GDPR Art. 7(1)).
+WORDING_VERSION = "2026-11-25"
+WORDING_TEXT = (
+    "Yes, email me the weekly digest. I can unsubscribe at any time with the link at the foot "
+    "of every issue. My address is used only to send this newsletter."
+)
+WORDING_HASH = hashlib.sha256(WORDING_TEXT.encode()).hexdigest()
+
+GLOBAL = suppressions.GLOBAL
+
+# Sources where the person acted themselves, so no separate evidence is needed to confirm.
+SELF_SERVICE = frozenset({"confirm", "preferences"})
+
+_ALLOWED: dict[SubscriberStatus | None, frozenset[SubscriberStatus]] = {
+    None: frozenset({S.PENDING, S.CONFIRMED}),
+    S.PENDING: frozenset({S.PENDING, S.CONFIRMED, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}),
+    S.CONFIRMED: frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}),
+    S.UNSUBSCRIBED: frozenset({S.PENDING, S.CONFIRMED, S.BOUNCED, S.COMPLAINED}),
+    S.BOUNCED: frozenset({S.PENDING, S.CONFIRMED, S.UNSUBSCRIBED, S.COMPLAINED}),
+    S.COMPLAINED: frozenset({S.PENDING, S.CONFIRMED, S.UNSUBSCRIBED}),
+}
+
+_ACTION = {
+    S.PENDING: "subscribe_requested",
+    S.CONFIRMED: "confirmed",
+    S.UNSUBSCRIBED: "unsubscribed",
+    S.BOUNCED: "bounced",
+    S.COMPLAINED: "complained",
+}
+
+# The fields an event's hash covers, in this order (with the previous hash in front).
+HASHED_FIELDS = (
+    "subscriber_id",
+    "email_hash",
+    "at",
+    "action",
+    "from_status",
+    "to_status",
+    "source",
+    "list_id",
+    "ip",
+    "user_agent",
+    "wording_version",
+    "wording_hash",
+    "evidence",
+)
+
+
+def normalise_email(email: str) -> str:
+    """The form addresses are compared and hashed in: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """sha256 (hex) of the normalised address."""
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+def allowed(current: SubscriberStatus | None, to: SubscriberStatus) -> bool:
+    return to in _ALLOWED[current]
+
+
+def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """The chain hash of one event: sha256 over the previous hash and the canonical JSON of
+    ``HASHED_FIELDS`` (datetimes as UTC ISO 8601 with microseconds)."""
+    canonical: dict[str, Any] = {}
+    for name in HASHED_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+        canonical[name] = value
+    body = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def transition(
+    session: Session,
+    subscriber: Subscriber,
+    to: SubscriberStatus,
+    *,
+    source: str,
+    now: datetime,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    evidence: str | None = None,
+    list_id: str,
+) -> ConsentEvent:
+    """Move ``subscriber`` to ``to`` and append the event that records it.
+
+    A subscriber without an id is new: it is inserted with status ``to``. Returns the event.
+    Raises ConsentError when the move is not allowed, when confirming lacks evidence, or when
+    the status changed underneath (another request won the race).
+    """
+    is_new = subscriber.id is None
+    current = None if is_new else SubscriberStatus(subscriber.status)
+    if not allowed(current, to):
+        raise ConsentError(
+            f"{subscriber.email}: cannot go from {current.value if current else 'new'} "
+            f"to {to.value}"
+        )
+    if to is S.CONFIRMED and source not in SELF_SERVICE and not (evidence or "").strip():
+        raise ConsentError(
+            f"{subscriber.email}: confirming without the person's own click needs consent "
+            "evidence (say where and when they agreed, e.g. --evidence 'paper form, 2026-05-01')"
+        )
+    log.lock_chain(session)
+    if is_new:
+        subscriber.email = normalise_email(subscriber.email)
+        subscriber.email_hash = email_hash(subscriber.email)
+        subscriber.status = to
+        subscriber.created_at = subscriber.updated_at = now
+        if to is S.CONFIRMED:
+            subscriber.confirmed_at = now
+        session.add(subscriber)
+        session.flush()
+    else:
+        assert subscriber.id is not None and current is not None
+        if not store.set_status_if(
+            session, subscriber_id=subscriber.id, expected=current, to=to, now=now
+        ):
+            session.refresh(subscriber)
+            raise ConsentError(
+                f"{subscriber.email}: status changed meanwhile (now {subscriber.status}); retry"
+            )
+        session.refresh(subscriber)
+    return _append(
+        session,
+        subscriber,
+        action=_ACTION[to],
+        from_status=current,
+        to_status=to,
+        source=source,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        evidence=evidence,
+        list_id=list_id,
+    )
+
+
+def record(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    action: str,
+    source: str,
+    now: datetime,
+    list_id: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    evidence: str | None = None,
+) -> ConsentEvent:
+    """Append an event that changes no status (pause, resume, erasure) and return it."""
+    log.lock_chain(session)
+    status = SubscriberStatus(subscriber.status)
+    return _append(
+        session,
+        subscriber,
+        action=action,
+        from_status=status,
+        to_status=status,
+        source=source,
+        now=now,
+        ip=ip,
+        user_agent=user_agent,
+        evidence=evidence,
+        list_id=list_id,
+    )
+
+
+def _append(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    action: str,
+    from_status: SubscriberStatus | None,
+    to_status: SubscriberStatus,
+    source: str,
+    now: datetime,
+    ip: str | None,
+    user_agent: str | None,
+    evidence: str | None,
+    list_id: str,
+) -> ConsentEvent:
+    fields: dict[str, Any] = {
+        "subscriber_id": subscriber.id,
+        "email_hash": subscriber.email_hash or email_hash(subscriber.email),
+        "at": now.astimezone(UTC),
+        "action": action,
+        "from_status": from_status.value if from_status else None,
+        "to_status": to_status.value,
+        "source": source,
+        "list_id": list_id,
+        "ip": ip,
+        "user_agent": (user_agent or None) and user_agent[:500],
+        "wording_version": WORDING_VERSION,
+        "wording_hash": WORDING_HASH,
+        "evidence": evidence,
+    }
+    prev = log.chain_head(session)
+    event = ConsentEvent(**fields, prev_hash=prev, hash=event_hash(prev, fields))
+    return log.append_event(session, event)
+
+
+# --- suppressions ----------------------------------------------------------------------------
+
+
+def suppress(session: Session, *, email: str, scope: str, reason: str, now: datetime) -> None:
+    """Keep ``email`` (as its hash) from receiving mail: ``scope`` is "global" or a newsletter."""
+    suppressions.add_suppression(
+        session, email_hash=email_hash(email), scope=scope, reason=reason, now=now
+    )
+
+
+def is_suppressed(session: Session, *, email: str, newsletter: str) -> bool:
+    found = suppressions.find_suppression(
+        session, email_hash=email_hash(email), scopes=[GLOBAL, newsletter]
+    )
+    return found is not None
+
+
+def may_receive(session: Session, subscriber: Subscriber, *, newsletter: str) -> str | None:
+    """None when ``subscriber`` may get ``newsletter`` now, else the reason to skip them.
+
+    Checked right before each message, after the recipient query already filtered: a
+    subscriber can unsubscribe or bounce while a send is running.
+    """
+    # Read the row afresh: the caller's object may be minutes old or from another session.
+    fresh = session.get(Subscriber, subscriber.id, populate_existing=True)
+    if fresh is None:
+        return "deleted"
+    if fresh.erased_at is not None:
+        return "erased"
+    if fresh.status != S.CONFIRMED:
+        return f"status is {fresh.status}"
+    if fresh.paused:
+        return "paused"
+    found = suppressions.find_suppression(
+        session,
+        email_hash=fresh.email_hash or email_hash(fresh.email),
+        scopes=[GLOBAL, newsletter],
+    )
+    if found is not None:
+        return f"suppressed ({found.scope}: {found.reason})"
+    return None
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of checking the whole log. ``head`` is the newest hash: write it down
+    somewhere else now and then, so that cutting off the newest events is detectable too."""
+
+    ok: bool
+    events: int
+    head: str
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "head": self.head,
+            "first_bad_id": self.first_bad_id,
+            "problem": self.problem,
+        }
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Recompute every event's hash in order; the report names the first event that breaks."""
+    prev = log.GENESIS
+    count = 0
+    for row in log.iter_event_rows(session):
+        count += 1
+        if row["prev_hash"] != prev:
+            return ChainReport(
+                ok=False,
+                events=count,
+                head=prev,
+                first_bad_id=row["id"],
+                problem="its prev_hash does not match the event before (deleted or reordered)",
+            )
+        expected = event_hash(prev, dict(row))
+        if row["hash"] != expected:
+            return ChainReport(
+                ok=False,
+                events=count,
+                head=prev,
+                first_bad_id=row["id"],
+                problem="its contents do not match its hash (edited)",
+            )
+        prev = row["hash"]
+    return ChainReport(ok=True, events=count, head=prev)
