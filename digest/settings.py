@@ -119,6 +119,17 @@ class Settings(BaseSettings):
     imap_user: str = Field("", description="Bounce mailbox user.")
     imap_password: SecretStr = Field(SecretStr(""), description="Bounce mailbox password.")
     soft_bounce_limit: int = Field(3, ge=1, description="Soft bounces before suppression.")
+    imap_port: int = Field(993, description="Bounce mailbox port: 993 (TLS) or 143 (STARTTLS).")
+    imap_folder: str = Field("INBOX", description="Folder the bounces arrive in.")
+    imap_done_folder: str = Field(
+        "Processed", description="Folder handled bounces are moved to (never deleted)."
+    )
+    soft_bounce_window_days: int = Field(
+        30, ge=1, description="Soft bounces count toward the limit within this many days."
+    )
+    policy_pause_threshold: int = Field(
+        5, ge=1, description="Policy rejections in one issue that pause its send and alert."
+    )
 
     # --- branding ----------------------------------------------------------------------------
     brand_color: str = Field("#1a5276", description="Accent colour (links, masthead).")
