@@ -122,7 +122,7 @@ def make_blurb(
     *,
     budget: int,
     summary: str | None = None,
-    fill_to: float = 0.5,
+    fill_to: float = 0.3,
     max_sentences: int = MAX_SENTENCES,
 ) -> str:
     """A 1-3 sentence blurb of at most ``budget`` characters, taken from the lead.
