@@ -1,0 +1,291 @@
+"""The SMTP pool against real aiosmtpd servers on 127.0.0.1: bytes, reuse, TLS, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from digest.errors import RelayUnavailable, SendError
+from digest.send.message import MessageTemplate, Recipient
+from digest.send.smtp import SmtpPool, Throttled, is_wire_clean
+from digest.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Scripted:
+    """An aiosmtpd handler that answers from a script: per address RCPT replies, per message
+    DATA replies, an optional MAIL reply, or a dropped connection at DATA."""
+
+    received: list[tuple[str, list[str], bytes, Any]] = field(default_factory=list)
+    rcpt: dict[str, list[str]] = field(default_factory=dict)
+    data: list[str] = field(default_factory=list)
+    mail: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.mail:
+            return self.mail.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        script = self.rcpt.get(address)
+        if script:
+            return script.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = self.data.pop(0) if self.data else "250 OK"
+        if reply == "drop":
+            server.transport.close()
+            return "451 dropped"
+        if reply.startswith("250"):
+            with self.lock:
+                self.received.append(
+                    (
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        bytes(envelope.original_content),
+                        session.peer,
+                    )
+                )
+        return reply
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Scripted, int]]:
+    handler = Scripted()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def pool_settings(port: int, **over: object) -> Settings:
+    values: dict[str, object] = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_timeout": 5.0,
+        "base_url": "https://news.example.org",
+        "from_email": "digest@news.example.org",
+    }
+    values.update(over)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def a_message(to: str = "ann@example.net") -> bytes:
+    template = MessageTemplate.build(
+        subject="Five stories",
+        html="<p>Hi %%NAME%%</p>\n"
+        + "<p>  body  </p>\n" * 500
+        + '<a href="%%UNSUBSCRIBE_URL%%">u</a>',
+        text="Hi %%NAME%%\n.\n%%UNSUBSCRIBE_URL%%\n",
+        settings=pool_settings(0),
+        campaign="w",
+    )
+    who = Recipient(
+        email=to,
+        name="Ann",
+        unsubscribe_url="https://news.example.org/u/T",
+        preferences_url="https://news.example.org/p/T",
+    )
+    return template.render(
+        who, date=datetime(2017, 3, 17, tzinfo=UTC), message_id="<m@news.example.org>"
+    )
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def send_all(pool: SmtpPool, messages: list[tuple[str, bytes]]) -> list[BaseException | None]:
+    results: list[BaseException | None] = []
+    try:
+        for to, data in messages:
+            try:
+                await pool.send(
+                    envelope_from="digest@news.example.org", recipients=[to], message=data
+                )
+                results.append(None)
+            except RelayUnavailable:
+                raise
+            except SendError as exc:
+                results.append(exc)
+    finally:
+        await pool.aclose()
+    return results
+
+
+def test_clean_bytes_arrive_byte_identical(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    data = a_message()
+    assert is_wire_clean(data)
+    assert run(send_all(SmtpPool(pool_settings(port)), [("ann@example.net", data)])) == [None]
+    assert handler.received[0][2] == data
+    assert handler.received[0][1] == ["ann@example.net"]
+
+
+def test_unclean_bytes_are_normalised_and_dot_stuffed_like_aiosmtplib(
+    server: tuple[Scripted, int],
+) -> None:
+    handler, port = server
+    data = b"From: a@news.example.org\nSubject: x\n\n.leading dot\nbare lf\r\n..two dots"
+    run(send_all(SmtpPool(pool_settings(port)), [("ann@example.net", data)]))
+    expected = (
+        b"From: a@news.example.org\r\nSubject: x\r\n\r\n.leading dot\r\nbare lf\r\n..two dots\r\n"
+    )
+    assert handler.received[0][2] == expected
+
+
+def test_connections_are_reused_and_recycled_after_m_messages(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    pool = SmtpPool(pool_settings(port, smtp_connections=2, smtp_recycle_after=5))
+    run(send_all(pool, [(f"r{i}@example.net", a_message(f"r{i}@example.net")) for i in range(20)]))
+    assert len(handler.received) == 20
+    assert pool.connects == 4
+    assert len({peer for *_, peer in handler.received}) == 4
+
+
+def test_concurrent_sends_use_at_most_n_connections(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    pool = SmtpPool(pool_settings(port, smtp_connections=3))
+
+    async def go() -> None:
+        await asyncio.gather(
+            *(
+                pool.send(
+                    envelope_from="digest@news.example.org",
+                    recipients=[f"r{i}@example.net"],
+                    message=a_message(),
+                )
+                for i in range(30)
+            )
+        )
+        await pool.aclose()
+
+    run(go())
+    assert len(handler.received) == 30
+    assert pool.connects <= 3
+
+
+def test_a_550_recipient_is_permanent_with_code_and_text(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    handler.rcpt["gone@example.net"] = ["550 5.1.1 no such user"]
+    results = run(
+        send_all(
+            SmtpPool(pool_settings(port)),
+            [("gone@example.net", a_message()), ("ann@example.net", a_message())],
+        )
+    )
+    error = results[0]
+    assert isinstance(error, SendError) and error.permanent and error.code == 550
+    assert "5.1.1 no such user" in str(error)
+    assert results[1] is None and len(handler.received) == 1
+
+
+def test_a_451_is_temporary(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    handler.rcpt["busy@example.net"] = ["451 4.3.0 try later"]
+    [error] = run(send_all(SmtpPool(pool_settings(port)), [("busy@example.net", a_message())]))
+    assert isinstance(error, SendError) and not error.permanent and error.code == 451
+
+
+def test_a_554_after_data_is_permanent(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    handler.data = ["554 5.7.1 content rejected"]
+    [error] = run(send_all(SmtpPool(pool_settings(port)), [("ann@example.net", a_message())]))
+    assert isinstance(error, SendError) and error.permanent and error.code == 554
+
+
+def test_a_421_closes_the_connection_and_the_next_message_reconnects(
+    server: tuple[Scripted, int],
+) -> None:
+    handler, port = server
+    handler.rcpt["a@example.net"] = ["421 4.4.2 closing"]
+    pool = SmtpPool(pool_settings(port, smtp_connections=1))
+    results = run(send_all(pool, [("a@example.net", a_message()), ("b@example.net", a_message())]))
+    assert isinstance(results[0], SendError) and results[0].code == 421 and not results[0].permanent
+    assert results[1] is None
+    assert pool.connects == 2
+
+
+def test_a_dropped_connection_mid_data_is_temporary_and_recovers(
+    server: tuple[Scripted, int],
+) -> None:
+    handler, port = server
+    handler.data = ["drop"]
+    pool = SmtpPool(pool_settings(port, smtp_connections=1))
+    results = run(send_all(pool, [("a@example.net", a_message()), ("a@example.net", a_message())]))
+    assert isinstance(results[0], SendError) and not results[0].permanent
+    assert results[1] is None and len(handler.received) == 1
+
+
+def test_gmail_4_7_28_pauses_the_pool_and_resumes_on_one_connection(
+    server: tuple[Scripted, int],
+) -> None:
+    handler, port = server
+    handler.rcpt["a@example.net"] = ["421 4.7.28 unusual rate of mail, slow down"]
+    pool = SmtpPool(pool_settings(port, smtp_connections=4), quota_pause=0.2, ramp_every=2)
+
+    async def go() -> tuple[BaseException | None, int, int]:
+        first: BaseException | None = None
+        try:
+            await pool.send(
+                envelope_from="digest@news.example.org",
+                recipients=["a@example.net"],
+                message=a_message(),
+            )
+        except Throttled as exc:
+            first = exc
+        limit_after = pool.gate.limit
+        for i in range(4):
+            await pool.send(
+                envelope_from="digest@news.example.org",
+                recipients=[f"r{i}@example.net"],
+                message=a_message(),
+            )
+        await pool.aclose()
+        return first, limit_after, pool.gate.limit
+
+    first, limit_after, limit_end = run(go())
+    assert isinstance(first, Throttled) and first.code == 421 and not first.permanent
+    assert limit_after == 1
+    assert limit_end == 3  # one more connection after every two accepted messages
+    assert len(handler.received) == 4
+
+
+def test_a_dead_relay_raises_relay_unavailable_naming_it() -> None:
+    port = free_port()
+    pool = SmtpPool(pool_settings(port), connect_attempts=2, connect_backoff=0.01)
+    with pytest.raises(RelayUnavailable, match=f"127.0.0.1:{port}"):
+        run(send_all(pool, [("a@example.net", a_message())]))
+
+
+def test_a_refused_sender_stops_the_send(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    handler.mail = ["550 5.7.1 sender not allowed"]
+    with pytest.raises(RelayUnavailable, match="refuses the sender"):
+        run(send_all(SmtpPool(pool_settings(port)), [("a@example.net", a_message())]))
