@@ -18,6 +18,8 @@ from digest.store import consent as log
 from digest.store import subscribers as store
 from digest.store import suppressions as supp
 from digest.subscribers import consent, tokens
+from digest.subscribers.consent import is_suppressed as is_suppressed  # re-exported
+from digest.subscribers.consent import may_receive as may_receive  # for the send engine
 
 S = SubscriberStatus
 # Suppressions that a fresh double opt-in lifts: the person asked again and proved the mailbox.
