@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from digest.errors import ConfigError
-from digest.select import Candidate, SelectionOptions, select_highlights
+from digest.select import Candidate, Edits, SelectionOptions, apply_edits, select_highlights
 from digest.settings import Settings
 
 NOW = datetime(2026, 3, 20, 8, 0, tzinfo=UTC)
@@ -261,3 +261,20 @@ def test_options_come_from_settings_and_unknown_weights_are_refused(tmp_path: ob
     assert options.weights["coverage"] == 2.0 and options.weights["recency"] == 0.2
     with pytest.raises(ConfigError, match="SELECTION_WEIGHTS"):
         SelectionOptions.from_settings(Settings(selection_weights={"fame": 1.0}))
+
+
+def test_editor_blurbs_moves_and_subject_are_applied_after_selection() -> None:
+    options = SelectionOptions(items=5, max_outlet_share=1.0)
+    selection = select_highlights(week(), now=NOW, options=options)
+    ids = [p.article_id for p in selection.picks]
+    edits = Edits(
+        moves=((ids[3], 1), (ids[0], 99), (424242, 1)),
+        blurbs={ids[1]: "Written by the editor."},
+        subject="Our pick of the week",
+    )
+    edited = apply_edits(selection, edits)
+    assert [p.article_id for p in edited.picks] == [ids[3], ids[1], ids[2], ids[4], ids[0]]
+    assert next(p for p in edited.picks if p.article_id == ids[1]).blurb == "Written by the editor."
+    assert edited.subject == "Our pick of the week"
+    assert edited.preheader == selection.preheader
+    assert apply_edits(selection, Edits()) == selection

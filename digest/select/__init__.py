@@ -14,7 +14,7 @@ Modules: ``window`` (the week), ``cluster`` (stories), ``score`` (ranking), ``di
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Candidate",
+    "Edits",
     "LeftOut",
     "Pick",
     "Selection",
     "SelectionOptions",
+    "apply_edits",
     "effective_time",
     "select_highlights",
     "week_window",
@@ -95,6 +97,46 @@ class Selection:
     stories: int  # distinct stories among the candidates (after drops)
     subject: str
     preheader: str
+
+
+@dataclass(frozen=True, slots=True)
+class Edits:
+    """An editor's changes to a draft; stored, and re-applied on every rebuild.
+
+    ``pinned``/``dropped`` go to ``select_highlights``; the rest to ``apply_edits``. ``moves``
+    are ``(article_id, position)`` pairs (1-based) in the order they were made.
+    """
+
+    pinned: tuple[int, ...] = ()
+    dropped: tuple[int, ...] = ()
+    moves: tuple[tuple[int, int], ...] = ()
+    blurbs: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    subject: str | None = None
+    preheader: str | None = None
+
+
+def apply_edits(selection: Selection, edits: Edits) -> Selection:
+    """``selection`` with the editor's blurbs, moves, subject and preheader applied.
+
+    Edits naming an article that is no longer picked are skipped (it was dropped, or the week
+    changed); a move beyond the end puts the item last.
+    """
+    picks = [
+        replace(p, blurb=edits.blurbs[p.article_id]) if p.article_id in edits.blurbs else p
+        for p in selection.picks
+    ]
+    for article_id, position in edits.moves:
+        current = next((k for k, p in enumerate(picks) if p.article_id == article_id), None)
+        if current is None:
+            continue
+        moved = picks.pop(current)
+        picks.insert(min(max(position, 1), len(picks) + 1) - 1, moved)
+    return replace(
+        selection,
+        picks=picks,
+        subject=edits.subject if edits.subject is not None else selection.subject,
+        preheader=edits.preheader if edits.preheader is not None else selection.preheader,
+    )
 
 
 def _default_weights() -> Mapping[str, float]:
