@@ -102,7 +102,7 @@ def confirm_path(site: Site, address: str) -> str:
     return site.local(match.group(0))
 
 
-# --- /subscribe -----------------------------------------------------------------------------------
+# --- /subscribe ----------------------------------------------------------------------------------
 
 
 def test_the_form_shows_the_consent_wording_a_honeypot_and_a_csrf_token(site: Site) -> None:
@@ -176,7 +176,7 @@ def test_the_rate_limiter_forgets_hits_older_than_its_window() -> None:
     assert limiter.allow("k")
 
 
-# --- /confirm --------------------------------------------------------------------------------------
+# --- /confirm ------------------------------------------------------------------------------------
 
 
 def test_get_and_head_on_a_confirm_link_change_nothing(site: Site) -> None:
@@ -215,13 +215,15 @@ def test_forged_and_expired_confirm_links_get_a_clear_page_and_change_nothing(si
     assert len(site.events()) == 1
 
 
-# --- /u one-click ------------------------------------------------------------------------------------
+# --- /u one-click --------------------------------------------------------------------------------
 
 
 def confirmed_member(site: Site, address: str = "ana@example.org") -> Subscriber:
     with Session(site.engine, expire_on_commit=False) as session:
-        sub = service.add_confirmed(session, settings=site.settings, email=address,
-                                    evidence="paper form", source="cli", now=site.clock[0])  # fmt: skip
+        sub = service.add_confirmed(
+            session, settings=site.settings, email=address, evidence="paper form",
+            source="cli", now=site.clock[0],
+        )  # fmt: skip
         session.commit()
     return sub
 
@@ -265,7 +267,7 @@ def test_a_forged_unsubscribe_link_changes_nothing(site: Site) -> None:
     assert site.subscriber("ana@example.org").status == S.CONFIRMED  # type: ignore[union-attr]
 
 
-# --- /p preferences --------------------------------------------------------------------------------
+# --- /p preferences ------------------------------------------------------------------------------
 
 
 def test_the_preferences_page_pauses_renames_unsubscribes_and_resubscribes(site: Site) -> None:
