@@ -212,13 +212,13 @@ def test_it_never_reports_the_sender_as_a_bounced_recipient() -> None:
 
 def test_it_reads_a_sendmail_style_line_with_the_reason_on_the_same_line() -> None:
     raw = (
-        "From: Mail Delivery Subsystem <MAILER-DAEMON@old.example.net>\r\n"
-        "To: digest@example.org\r\n"
-        "\r\n"
-        "   ----- Transcript of session follows -----\r\n"
-        "550 <gone@example.net>... User unknown\r\n"
-        "421 <slow@example.net>... Deferred: Connection timed out\r\n"
-    ).encode()
+        b"From: Mail Delivery Subsystem <MAILER-DAEMON@old.example.net>\r\n"
+        b"To: digest@example.org\r\n"
+        b"\r\n"
+        b"   ----- Transcript of session follows -----\r\n"
+        b"550 <gone@example.net>... User unknown\r\n"
+        b"421 <slow@example.net>... Deferred: Connection timed out\r\n"
+    )
 
     records = parse_report(raw, source="x")
 

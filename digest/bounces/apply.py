@@ -1,0 +1,359 @@
+"""Turn classified bounces into store changes: a ``Bounce`` row, a consent event with the
+evidence, and a suppression where the reader's address is the problem.
+
+- hard → the subscriber becomes ``bounced`` and the address is suppressed everywhere, now;
+- soft → counted (one per issue); at ``soft_bounce_limit`` within ``soft_bounce_window_days``
+  the subscriber becomes ``bounced`` and the address is suppressed; delay warnings are noted only;
+- complaint → ``complained`` and suppressed from every list at once;
+- policy → the receiver refused the sender: never suppress the reader; alert the operator and
+  pause the issue's send once ``policy_pause_threshold`` recipients were refused;
+- unknown → recorded, nothing else.
+
+Status changes and suppressions go through ``digest.subscribers.consent`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from digest.bounces.classify import Verdict, explain
+from digest.bounces.parse import BounceRecord, parse_report
+from digest.bounces.sources import Incoming, message_id_of
+from digest.bounces.verp import delivery_id_from_token
+from digest.models import Bounce, BounceKind, Delivery, Subscriber, SubscriberStatus
+from digest.settings import Settings
+from digest.store import bounces as store
+from digest.subscribers import consent
+
+log = logging.getLogger("digest.bounces")
+
+# What a dry run says would happen, per kind.
+PLANNED = {
+    BounceKind.HARD: "suppress",
+    BounceKind.SOFT: "count",
+    BounceKind.POLICY: "alert (never suppress)",
+    BounceKind.COMPLAINT: "suppress from all lists",
+    BounceKind.UNKNOWN: "none",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What was decided for one bounced recipient (the JSON line of ``bounces process``)."""
+
+    source: str
+    recipient: str
+    kind: str
+    status: str | None
+    diagnostic: str
+    action: str
+    rule: str
+    delivery_id: int | None = None
+    issue_id: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class ProcessReport:
+    messages: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    not_bounces: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+
+
+def plan(record: BounceRecord) -> Outcome:
+    """The decision for one record without touching anything (``--dry-run``)."""
+    verdict = explain(record)
+    action = PLANNED[verdict.kind]
+    if verdict.kind is BounceKind.SOFT and record.dsn_action == "delayed":
+        action = "note (still retrying)"
+    return _outcome(record, verdict, action=action)
+
+
+def process(
+    messages: Iterable[Incoming],
+    *,
+    settings: Settings,
+    now: datetime,
+    engine: Engine | None = None,
+    dry_run: bool = False,
+) -> ProcessReport:
+    """Parse, classify and (unless ``dry_run``) apply every message; one transaction each.
+
+    ``engine`` is required unless ``dry_run``. A message that holds no bounce is listed in
+    ``not_bounces`` and changes nothing.
+    """
+    from digest.db import session_scope
+
+    report = ProcessReport()
+    for message in messages:
+        report.messages += 1
+        records = parse_report(message.raw, source=message.source, verp_domain=settings.verp_domain)
+        if not records:
+            report.not_bounces.append(message.source)
+            continue
+        if dry_run or engine is None:
+            report.outcomes.extend(plan(r) for r in records)
+            continue
+        key = report_key(message)
+        with session_scope(engine) as session:
+            for record in records:
+                outcome = apply(session, record, settings=settings, now=now, key=key)
+                report.outcomes.append(outcome)
+                alert = _alert_for(session, outcome, settings=settings)
+                if alert and alert not in report.alerts:
+                    log.warning(alert)
+                    report.alerts.append(alert)
+    return report
+
+
+def report_key(message: Incoming) -> str:
+    """What identifies one report across re-reads: its Message-ID, else a hash of its bytes."""
+    return message_id_of(message.raw) or "sha256:" + hashlib.sha256(message.raw).hexdigest()[:32]
+
+
+def apply(
+    session: Session, record: BounceRecord, *, settings: Settings, now: datetime, key: str
+) -> Outcome:
+    """Record one bounced recipient and act on it. Handling the same report twice is a no-op."""
+    verdict = explain(record)
+    delivery = _delivery_for(session, record, settings=settings)
+    email = consent.normalise_email(delivery.email if delivery else record.recipient)
+    if not email:
+        return _outcome(record, verdict, action="none (no recipient)")
+    if store.already_recorded(session, source=key, email=email):
+        return _outcome(record, verdict, action="already recorded", delivery=delivery)
+    subscriber = _subscriber_for(session, delivery, email)
+    action = _act(session, record, verdict, subscriber=subscriber, email=email,
+                  delivery=delivery, settings=settings, now=now)  # fmt: skip
+    store.add_bounce(
+        session,
+        Bounce(
+            delivery_id=delivery.id if delivery else None,
+            issue_id=delivery.issue_id if delivery else None,
+            email=email,
+            kind=verdict.kind,
+            status=(record.status or None) and record.status[:16],
+            diagnostic=record.diagnostic[:4000],
+            source=key[:500],
+            action=action[:40],
+            received_at=now,
+        ),
+    )
+    return _outcome(record, verdict, action=action, delivery=delivery, email=email)
+
+
+def record_smtp_rejection(
+    session: Session,
+    *,
+    delivery: Delivery,
+    code: int,
+    message: str,
+    settings: Settings,
+    now: datetime,
+    phase: str | None = None,
+) -> Outcome:
+    """A recipient refused during the SMTP session (RCPT or DATA): handled like a bounce.
+
+    For the send engine; ``phase`` is "rcpt" or "data" when known. Returns the outcome.
+    """
+    from digest.bounces.parse import STATUS_RE
+
+    found = STATUS_RE.search(message)
+    record = BounceRecord(
+        source=f"smtp:{delivery.id}",
+        recipient=delivery.email,
+        report="heuristic",
+        status=found.group(0) if found else f"{str(code)[:1]}.0.0",
+        diagnostic=f"{code} {message}".strip(),
+        smtp_code=code,
+        smtp_phase=phase,
+        dsn_action="failed" if code >= 500 else "delayed",
+        original_message_id=delivery.message_id,
+    )
+    # The delivery id already names the delivery; the key makes a retried report a no-op.
+    key = f"smtp:{delivery.id}:{code}"
+    outcome = apply(session, record, settings=settings, now=now, key=key)
+    alert = _alert_for(session, outcome, settings=settings)
+    if alert:
+        log.warning(alert)
+    return outcome
+
+
+def pause_reason(session: Session, *, issue_id: int, settings: Settings) -> str | None:
+    """Why the send of ``issue_id`` should pause now (too many policy rejections), or None.
+
+    The send engine checks this between batches."""
+    count = store.policy_count(session, issue_id=issue_id)
+    if count < settings.policy_pause_threshold:
+        return None
+    return (
+        f"{count} recipients of issue {issue_id} were refused for policy reasons (threshold "
+        f"{settings.policy_pause_threshold}): receivers are rejecting the sender. Check SPF, "
+        "DKIM, DMARC and blocklists (digest dns-records, digest bounces list --kind policy) "
+        "before resuming"
+    )
+
+
+# --- the decisions ------------------------------------------------------------------------
+
+
+def _act(
+    session: Session,
+    record: BounceRecord,
+    verdict: Verdict,
+    *,
+    subscriber: Subscriber | None,
+    email: str,
+    delivery: Delivery | None,
+    settings: Settings,
+    now: datetime,
+) -> str:
+    evidence = _evidence(record, verdict, delivery)
+    kind = verdict.kind
+    if kind is BounceKind.HARD:
+        consent.suppress(session, email=email, scope=consent.GLOBAL, reason="hard_bounce", now=now)
+        _move(session, subscriber, SubscriberStatus.BOUNCED, "bounce_hard", evidence,
+              settings=settings, now=now)  # fmt: skip
+        return "suppressed" if subscriber else "suppressed (no subscriber)"
+    if kind is BounceKind.COMPLAINT:
+        consent.suppress(session, email=email, scope=consent.GLOBAL, reason="complaint", now=now)
+        _move(session, subscriber, SubscriberStatus.COMPLAINED, "complaint", evidence,
+              settings=settings, now=now)  # fmt: skip
+        return "suppressed from all lists"
+    if kind is BounceKind.SOFT:
+        if record.dsn_action == "delayed":
+            _note(session, subscriber, "bounce_delayed", evidence, settings=settings, now=now)
+            return "noted"
+        since = now - timedelta(days=settings.soft_bounce_window_days)
+        # This report is not stored yet: count it on top of the earlier ones.
+        seen = store.soft_bounce_issues(session, email=email, since=since)
+        count = len(seen | {f"issue:{delivery.issue_id}" if delivery else "this"})
+        limit = settings.soft_bounce_limit
+        if count >= limit:
+            consent.suppress(session, email=email, scope=consent.GLOBAL,
+                             reason="soft_bounce_limit", now=now)  # fmt: skip
+            _move(session, subscriber, SubscriberStatus.BOUNCED, "bounce_soft_limit", evidence,
+                  settings=settings, now=now)  # fmt: skip
+            return f"suppressed after {count} soft"
+        _note(session, subscriber, "bounce_soft", evidence, settings=settings, now=now)
+        return f"counted {count}/{limit}"
+    if kind is BounceKind.POLICY:
+        _note(session, subscriber, "bounce_policy", evidence, settings=settings, now=now)
+        return "not suppressed (policy)"
+    return "none"
+
+
+def _move(
+    session: Session,
+    subscriber: Subscriber | None,
+    to: SubscriberStatus,
+    action: str,
+    evidence: str,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """Change the status when the state machine allows it; otherwise (already bounced,
+    complained) only append the evidence."""
+    if subscriber is None:
+        return
+    current = SubscriberStatus(subscriber.status)
+    if consent.allowed(current, to) and current is not to:
+        consent.transition(session, subscriber, to, source="bounce", now=now, evidence=evidence,
+                           list_id=settings.newsletter_id)  # fmt: skip
+    else:
+        _note(session, subscriber, action, evidence, settings=settings, now=now)
+
+
+def _note(
+    session: Session,
+    subscriber: Subscriber | None,
+    action: str,
+    evidence: str,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    if subscriber is not None:
+        consent.record(session, subscriber, action=action, source="bounce", now=now,
+                       evidence=evidence, list_id=settings.newsletter_id)  # fmt: skip
+
+
+def _evidence(record: BounceRecord, verdict: Verdict, delivery: Delivery | None) -> str:
+    return json.dumps(
+        {
+            "kind": verdict.kind.value,
+            "rule": verdict.rule,
+            "status": record.status,
+            "diagnostic": record.diagnostic[:500],
+            "report": record.report,
+            "remote_mta": record.remote_mta,
+            "delivery_id": delivery.id if delivery else None,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+
+
+def _alert_for(session: Session, outcome: Outcome, *, settings: Settings) -> str | None:
+    if outcome.kind != BounceKind.POLICY.value or outcome.issue_id is None:
+        return None
+    return pause_reason(session, issue_id=outcome.issue_id, settings=settings)
+
+
+# --- finding the delivery and the person ------------------------------------------------------
+
+
+def _delivery_for(session: Session, record: BounceRecord, *, settings: Settings) -> Delivery | None:
+    """The delivery a bounce belongs to: by VERP token, else by the original Message-ID."""
+    if record.verp_token:
+        delivery_id = delivery_id_from_token(record.verp_token, secret=settings.secret())
+        if delivery_id is not None:
+            found = store.delivery_by_id(session, delivery_id)
+            if found is not None:
+                return found
+    if record.original_message_id:
+        return store.delivery_by_message_id(session, record.original_message_id)
+    return None
+
+
+def _subscriber_for(session: Session, delivery: Delivery | None, email: str) -> Subscriber | None:
+    from digest.store.subscribers import get_subscriber, subscriber_by_email
+
+    if delivery is not None:
+        found = get_subscriber(session, delivery.subscriber_id)
+        if found is not None:
+            return found
+    return subscriber_by_email(session, email)
+
+
+def _outcome(
+    record: BounceRecord,
+    verdict: Verdict,
+    *,
+    action: str,
+    delivery: Delivery | None = None,
+    email: str | None = None,
+) -> Outcome:
+    return Outcome(
+        source=record.source,
+        recipient=email or record.recipient,
+        kind=verdict.kind.value,
+        status=record.status,
+        diagnostic=record.diagnostic,
+        action=action,
+        rule=verdict.rule,
+        delivery_id=delivery.id if delivery else None,
+        issue_id=delivery.issue_id if delivery else None,
+    )
