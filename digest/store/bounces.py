@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from digest.models import Bounce, BounceKind, Delivery
+from digest.models import Bounce, BounceKind, Delivery, Issue
 
 
 def add_bounce(session: Session, bounce: Bounce) -> Bounce:
@@ -77,17 +77,21 @@ def list_bounces(
 
 
 def bounce_stats(session: Session) -> dict[str, Any]:
-    """Counts by kind, by recipient domain (per kind) and by issue (per kind)."""
-    rows = session.exec(select(Bounce.kind, Bounce.email, Bounce.issue_id)).all()
+    """Counts by kind, by recipient domain (per kind, busiest first) and by issue week."""
+    rows = session.exec(
+        select(Bounce.kind, Bounce.email, Issue.week).join(
+            Issue, col(Bounce.issue_id) == col(Issue.id), isouter=True
+        )
+    ).all()
     by_kind: Counter[str] = Counter()
     by_domain: dict[str, Counter[str]] = {}
     by_issue: dict[str, Counter[str]] = {}
-    for kind, email, issue_id in rows:
+    for kind, email, week in rows:
         name = str(BounceKind(kind).value)
         by_kind[name] += 1
         domain = email.rpartition("@")[2] or "(none)"
         by_domain.setdefault(domain, Counter())[name] += 1
-        by_issue.setdefault(str(issue_id) if issue_id else "(unknown)", Counter())[name] += 1
+        by_issue.setdefault(week or "(unknown)", Counter())[name] += 1
     return {
         "total": len(rows),
         "by_kind": {k.value: by_kind[k.value] for k in BounceKind},

@@ -1,0 +1,147 @@
+"""`digest bounces process|list|stats`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from digest.cli import app
+from digest.cli.common import console, err_console, now, print_json, settings
+from digest.errors import InputError
+from digest.models import BounceKind
+
+if TYPE_CHECKING:
+    from digest.bounces.apply import ProcessReport
+
+bounces_app = typer.Typer(
+    help="Bounces and complaints: read them, act on them, report on them.", no_args_is_help=True
+)
+app.add_typer(bounces_app, name="bounces")
+
+JSON_FIELDS = ("source", "recipient", "kind", "status", "diagnostic", "action")
+
+
+@bounces_app.command("process")
+def process_cmd(
+    path: str = typer.Argument(
+        None, help="A message, a folder of .eml, a Maildir, an mbox, or - for stdin."
+    ),
+    imap: bool = typer.Option(
+        False, "--imap", help="Read the configured bounce mailbox (IMAP over TLS) instead."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Classify and print; change nothing."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print a JSON list, one entry per recipient."
+    ),
+) -> None:
+    """Read bounce and complaint mail, classify each bounced recipient and act on it: hard →
+    suppress now, soft → count, complaint → suppress everywhere, policy → alert, never suppress.
+
+    Examples: digest bounces process ./bounces/ --dry-run --json;
+    digest bounces process --imap (handled mail moves to the Processed folder)
+    """
+    from digest.bounces.apply import ProcessReport, process  # noqa: F811
+    from digest.bounces.sources import ImapMailbox, Incoming, drain, read_path
+    from digest.db import make_engine
+
+    cfg = settings()
+    if imap == (path is not None):
+        raise InputError("give a PATH (file, folder, Maildir, mbox or -) or --imap, not both")
+    engine = None if dry_run else make_engine(cfg)
+    report = ProcessReport()
+    if imap:
+        with ImapMailbox(cfg) as box:
+            # One message at a time, so each is moved only after its changes are committed.
+            def handle(message: Incoming) -> None:
+                one = process([message], settings=cfg, now=now(), engine=engine, dry_run=dry_run)
+                _merge(report, one)
+
+            drain(box, handle, dry_run=dry_run)
+    else:
+        report = process(read_path(path), settings=cfg, now=now(), engine=engine, dry_run=dry_run)
+    for alert in report.alerts:
+        err_console.print(f"[bold red]ALERT[/]: {alert}", highlight=False)
+    if as_json:
+        print_json([{k: o.as_dict()[k] for k in JSON_FIELDS} for o in report.outcomes])
+        return
+    table = Table("source", "recipient", "kind", "status", "action", "why")
+    for o in report.outcomes:
+        table.add_row(o.source, o.recipient, o.kind, o.status or "", o.action, o.rule)
+    console.print(table)
+    skipped = f"; {len(report.not_bounces)} held no bounce" if report.not_bounces else ""
+    mode = " (dry run: nothing changed)" if dry_run else ""
+    console.print(
+        f"{report.messages} messages, {len(report.outcomes)} bounced recipients{skipped}{mode}",
+        highlight=False,
+    )
+
+
+def _merge(into: ProcessReport, one: ProcessReport) -> None:
+    into.messages += one.messages
+    into.outcomes += one.outcomes
+    into.not_bounces += one.not_bounces
+    into.alerts += [a for a in one.alerts if a not in into.alerts]
+
+
+@bounces_app.command("list")
+def list_cmd(
+    kind: BounceKind = typer.Option(None, "--kind", help="Only this kind."),  # noqa: B008
+    issue: str = typer.Option(None, "--issue", help="Issue id or week (e.g. 2017-W11)."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List recorded bounces, newest first.
+
+    Example: digest bounces list --kind policy --issue 2017-W11
+    """
+    from digest.db import make_engine, session_scope
+    from digest.store.bounces import list_bounces
+    from digest.store.issues import get_issue
+
+    cfg = settings()
+    with session_scope(make_engine(cfg)) as session:
+        issue_id = get_issue(session, newsletter=cfg.newsletter_id, ref=issue).id if issue else None
+        rows = [
+            {"id": b.id, "received_at": b.received_at, "email": b.email, "kind": str(b.kind),
+             "status": b.status, "action": b.action, "issue_id": b.issue_id,
+             "diagnostic": b.diagnostic}
+            for b in list_bounces(session, kind=kind, issue_id=issue_id, limit=limit)
+        ]  # fmt: skip
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("when", "recipient", "kind", "status", "action", "diagnostic")
+    for r in rows:
+        table.add_row(
+            f"{r['received_at']:%Y-%m-%d %H:%M}", str(r["email"]), str(r["kind"]),
+            str(r["status"] or ""), str(r["action"]), str(r["diagnostic"] or "")[:60],
+        )  # fmt: skip
+    console.print(table)
+
+
+@bounces_app.command("stats")
+def stats_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Bounces by kind, by recipient domain and per issue.
+
+    Example: digest bounces stats --json
+    """
+    from digest.db import make_engine, session_scope
+    from digest.store.bounces import bounce_stats
+
+    with session_scope(make_engine(settings())) as session:
+        stats = bounce_stats(session)
+    if as_json:
+        print_json(stats)
+        return
+    kinds = [k.value for k in BounceKind]
+    console.print(
+        f"{stats['total']} bounces: " + ", ".join(f"{k} {stats['by_kind'][k]}" for k in kinds),
+        highlight=False,
+    )
+    for title, key in (("by domain", "by_domain"), ("per issue", "by_issue")):
+        table = Table(title, *kinds, title=title)
+        for name, counts in list(stats[key].items())[:20]:
+            table.add_row(name, *(str(counts.get(k, 0)) for k in kinds))
+        console.print(table)
