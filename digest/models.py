@@ -66,6 +66,17 @@ class IssueStatus(StrEnum):
     MISSED = "missed"
 
 
+class EditKind(StrEnum):
+    """An editor's change to a draft issue (re-applied whenever the draft is rebuilt)."""
+
+    PIN = "pin"
+    DROP = "drop"
+    MOVE = "move"
+    BLURB = "blurb"
+    SUBJECT = "subject"
+    PREHEADER = "preheader"
+
+
 class SubscriberStatus(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
@@ -161,6 +172,8 @@ class Issue(SQLModel, table=True):
     html: str = Field(default="", sa_type=sa.Text)
     text: str = Field(default="", sa_type=sa.Text)
     content_hash: str = Field(default="", max_length=64)
+    # The best stories the selection left out, with why (``digest issue explain``).
+    left_out: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     built_at: datetime | None = _when()
     scheduled_for: datetime | None = _when()
     send_started_at: datetime | None = _when()
@@ -187,6 +200,24 @@ class IssueItem(SQLModel, table=True):
     score: float = 0.0
     score_parts: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
     pinned: bool = False
+
+
+class IssueEdit(SQLModel, table=True):
+    """An editor's pin, drop, move or wording on a draft; kept so a rebuild re-applies it.
+
+    One row per (issue, article, kind): a newer edit of the same kind replaces the older one.
+    Subject and preheader edits have no article.
+    """
+
+    __tablename__ = "issue_edits"
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issues.id", index=True)
+    article_id: int | None = Field(default=None, foreign_key="articles.id")
+    kind: EditKind = Field(sa_type=sa.String(16))
+    position: int | None = None
+    text: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _created()
 
 
 class Subscriber(SQLModel, table=True):
