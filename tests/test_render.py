@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.errors import InputError
+from digest.errors import CheckFailed, InputError
 from digest.render import (
     NAME,
     PREFERENCES_URL,
@@ -325,3 +325,14 @@ def test_the_issue_date_is_never_todays_date(settings: Settings) -> None:
     content = sample_content(4)
     assert render_digest(content, settings=settings) == render_digest(content, settings=settings)
     assert content.issue_date == date(2017, 3, 17)
+
+
+def test_a_digest_too_large_for_gmail_is_refused_with_the_count_that_fits(
+    settings: Settings,
+) -> None:
+    with pytest.raises(CheckFailed, match=r"set DIGEST_ITEMS_PER_ISSUE to (\d+) or fewer") as info:
+        render_digest(sample_content(30), settings=settings)
+    fits = int(re.search(r"to (\d+) or fewer", str(info.value)).group(1))  # type: ignore[union-attr]
+    assert 12 <= fits < 30
+    rendered = render_digest(sample_content(fits), settings=settings)
+    assert len(personal_html(rendered).encode("utf-8")) < 90 * 1024

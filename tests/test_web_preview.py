@@ -268,3 +268,17 @@ def test_sent_issues_have_stable_public_urls_and_a_feed(
         "https://news.example.org/archive/2017-W10",
     ]
     assert root.find("a:updated", ns).text == "2017-03-17T06:00:00Z"  # type: ignore[union-attr]
+
+
+def test_a_browser_is_opened_only_where_there_is_a_display(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The environment is the input here; monkeypatch sets it, nothing is mocked.
+    from digest.web.preview import display_available
+
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not display_available()
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert display_available()

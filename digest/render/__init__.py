@@ -11,13 +11,14 @@ Templates live in ``templates/email/<kind>.{subject,mjml,txt}.j2``; branding com
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from digest.errors import InputError
+from digest.errors import CheckFailed, InputError
 from digest.render.context import (
     NAME,
     PLACEHOLDERS,
@@ -53,6 +54,11 @@ __all__ = [
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "email"
+
+# Gmail clips messages near 102 KB of HTML and hides what follows, the unsubscribe link included.
+# The budget keeps a margin, and room for the personal links that replace the placeholders.
+HTML_BUDGET = 90 * 1024
+PERSONAL_MARGIN = 1024
 
 # Each transactional kind and the values its templates need; URLs among them must be https-able.
 TRANSACTIONAL_KINDS: Mapping[str, frozenset[str]] = {
@@ -108,9 +114,33 @@ def render_digest(content: DigestContent, *, settings: Settings) -> Rendered:
 
     The HTML and text still contain ``%%UNSUBSCRIBE_URL%%``, ``%%PREFERENCES_URL%%`` and
     ``%%NAME%%``; fill them per recipient with ``Personaliser``. Items without a usable https
-    link or title are left out. Raises MjmlCompileError only on a template bug.
+    link or title are left out. Raises CheckFailed when the HTML would exceed HTML_BUDGET (the
+    message names the item count that fits), MjmlCompileError only on a template bug.
     """
-    return _message("digest", digest_context(content, settings=settings))
+    rendered = _message("digest", digest_context(content, settings=settings))
+    size = len(rendered.html.encode("utf-8")) + PERSONAL_MARGIN
+    if size > HTML_BUDGET:
+        fits = _items_that_fit(content, settings=settings)
+        raise CheckFailed(
+            f"the digest's HTML would be {size // 1024} KB with {len(content.items)} items; mail "
+            f"clients clip above {HTML_BUDGET // 1024} KB: set DIGEST_ITEMS_PER_ISSUE to {fits} "
+            "or fewer"
+        )
+    return rendered
+
+
+def _items_that_fit(content: DigestContent, *, settings: Settings) -> int:
+    """The largest item count whose digest stays within the HTML budget (binary search)."""
+    low, high = 0, len(content.items)
+    while low < high:
+        middle = (low + high + 1) // 2
+        trial = replace(content, items=content.items[:middle])
+        html = compile_mjml(_render("digest.mjml.j2", digest_context(trial, settings=settings)))
+        if len(html.encode("utf-8")) + PERSONAL_MARGIN <= HTML_BUDGET:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def render_transactional(kind: str, *, settings: Settings, values: Mapping[str, str]) -> Rendered:

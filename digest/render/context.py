@@ -26,10 +26,6 @@ PREFERENCES_URL = "%%PREFERENCES_URL%%"
 NAME = "%%NAME%%"
 PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME)
 
-# Rendered, the masthead and footer stay the same for every card count; cards past this many
-# would push a digest towards Gmail's clipping size, so the templates refuse to show them.
-MAX_ITEMS = 30
-
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
@@ -181,7 +177,7 @@ def week_label(week: str) -> str:
 def digest_context(content: DigestContent, *, settings: Settings) -> dict[str, Any]:
     """Return the Jinja context of a digest: the top story, sections of cards, branding, dates."""
     base = settings.base_url
-    kept = [(item, c) for item in content.items[:MAX_ITEMS] if (c := card(item, base=base))]
+    kept = [(item, c) for item in content.items if (c := card(item, base=base))]
     top = kept[0][1] if kept else None
     rest = [(plain_text(item.section) or "More", c) for item, c in kept[1:]]
     web_url = https_url(content.web_url, base=base) or base

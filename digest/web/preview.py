@@ -9,7 +9,9 @@ simulates the forced inversion Gmail applies, and the plain-text part. The frame
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -255,3 +257,12 @@ async def _hand_over(
     finally:
         if sender is None:
             await asyncio.shield(active.aclose())  # type: ignore[attr-defined]
+
+
+def display_available() -> bool:
+    """True when a graphical browser can be opened (``digest issue preview --open``): on macOS
+    and Windows, elsewhere when an X11 or Wayland display is set. The display variables describe
+    the session, not digest's configuration, so they are read here rather than in settings."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
