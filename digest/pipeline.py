@@ -1,0 +1,276 @@
+"""The one API that the CLI, the web app and the jobs call.
+
+    ingest_paths()  files → clean articles in the store
+    build_issue()   the week's candidates → selection → rendered, frozen issue
+    send_issue()    the frozen issue → every confirmed subscriber, once (the delivery ledger)
+
+Each function takes the settings and an explicit ``now``; effects happen through ``digest.db``
+sessions and the injected sender.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from digest.db import make_engine, session_scope
+from digest.errors import StateError
+from digest.ingest.run import IngestReport, Item, expand, host_of, items_in, store_items
+from digest.models import Article, Issue, IssueItem, IssueStatus
+from digest.send.engine import SendReport
+from digest.settings import Settings
+from digest.store import articles as article_store
+from digest.store import issues as issue_store
+
+
+# --- ingest ---------------------------------------------------------------------------------
+
+
+def ingest_paths(
+    paths: Sequence[Path],
+    *,
+    settings: Settings,
+    now: datetime,
+    source_name: str | None = None,
+    on_item: Callable[[Item], None] | None = None,
+) -> IngestReport:
+    """Clean and store every article in the given files and folders."""
+    engine = make_engine(settings)
+    items = (item for path in expand(paths) for item in items_in(path))
+    return store_items(
+        engine,
+        items,
+        source_name=(lambda _a: source_name) if source_name else host_of,
+        now=now,
+        on_item=on_item,
+    )
+
+
+# --- build ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    issue: Issue | None
+    candidates: int
+    stories: int
+    picked: int
+    message: str
+    changes: list[str] = field(default_factory=list)
+
+
+def iso_week_window(week: str, *, settings: Settings) -> tuple[datetime, datetime]:
+    """[Monday 00:00, next Monday 00:00) of an ISO week ("2017-W11"), in the newsletter's zone."""
+    from digest.errors import InputError
+
+    try:
+        year, number = week.split("-W")
+        monday = date.fromisocalendar(int(year), int(number), 1)
+    except ValueError:
+        raise InputError(f"week {week!r} is not an ISO week like 2017-W11") from None
+    start = datetime.combine(monday, time(0), tzinfo=settings.zone)
+    end = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=settings.zone)
+    return start, end
+
+
+def next_send_time(now: datetime, *, settings: Settings) -> datetime:
+    """The first configured send time ("fri 08:00", local) at or after ``now``."""
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    day_text, _, clock = settings.send_at.strip().lower().partition(" ")
+    hour, minute = (int(x) for x in clock.split(":"))
+    local = now.astimezone(settings.zone)
+    for offset in range(8):
+        day = local.date() + timedelta(days=offset)
+        if day.weekday() == days.index(day_text[:3]):
+            candidate = datetime.combine(day, time(hour, minute), tzinfo=settings.zone)
+            if candidate >= local:
+                return candidate
+    raise AssertionError("unreachable: a weekday recurs within 8 days")
+
+
+def week_key(moment: datetime, *, settings: Settings) -> str:
+    iso = moment.astimezone(settings.zone).date().isocalendar()
+    return f"{iso.year}-W{iso.week:02d}"
+
+
+def build_issue(
+    *, settings: Settings, now: datetime, week: str | None = None, force: bool = False
+) -> BuildResult:
+    """Select the week's highlights, render them once and freeze them as the week's issue.
+
+    Without ``week`` the window is the seven days before the next send time. A draft is
+    rebuilt (and the result says what changed); any other status raises StateError. Too few
+    stories raise StateError unless ``force``; none at all builds nothing.
+    """
+    from digest.select import SelectionOptions, select_highlights, week_window
+
+    if week is None:
+        send_at = next_send_time(now, settings=settings)
+        start, end = week_window(send_at=send_at, zone=settings.zone)
+        week = week_key(send_at, settings=settings)
+    else:
+        start, end = iso_week_window(week, settings=settings)
+
+    engine = make_engine(settings)
+    with session_scope(engine) as session:
+        existing = issue_store.issue_for_week(session, newsletter=settings.newsletter_id, week=week)
+        if existing is not None and existing.status != IssueStatus.DRAFT:
+            raise StateError(
+                f"the issue for {week} is {existing.status}; only a draft can be rebuilt"
+            )
+        rows = article_store.published_between(session, start=start, end=end)
+        options = SelectionOptions.from_settings(settings)
+        selection = select_highlights(
+            [_candidate(a, settings=settings) for a in rows], now=now, options=options
+        )
+        if selection.stories == 0 or not selection.picks:
+            return BuildResult(None, len(rows), 0, 0, f"no articles in {week}: nothing built")
+        if selection.stories < settings.min_stories and not force:
+            raise StateError(
+                f"only {selection.stories} stories in {week} (minimum {settings.min_stories}); "
+                "add sources or build anyway with --force"
+            )
+        by_id = {a.id: a for a in rows}
+        items = [
+            IssueItem(
+                issue_id=0,
+                article_id=pick.article_id,
+                position=position,
+                section=pick.section,
+                title=pick.title,
+                url=pick.url,
+                source_name=pick.source,
+                blurb=pick.blurb,
+                image_url=by_id[pick.article_id].image_url,
+                image_alt=by_id[pick.article_id].image_alt,
+                also_reported_by=list(pick.also_reported_by),
+                score=pick.score,
+                score_parts=dict(pick.score_parts),
+            )
+            for position, pick in enumerate(selection.picks, start=1)
+        ]
+        issue = existing or Issue(newsletter=settings.newsletter_id, week=week)
+        before = _item_titles(session, issue)
+        issue.subject, issue.preheader = selection.subject, selection.preheader
+        issue.window_start, issue.window_end = start, end
+        _render_into(issue, items, settings=settings, issue_date=end.date() - timedelta(days=1))
+        issue.built_at = now
+        session.add(issue)
+        session.flush()
+        assert issue.id is not None
+        issue_store.replace_items(session, issue.id, items)
+        changes = _changes(before, [i.title for i in items]) if existing else []
+        verb = "rebuilt" if existing else "built"
+        return BuildResult(
+            issue, len(rows), selection.stories, len(items),
+            f"{verb} issue {week}: {len(items)} items from {selection.stories} stories "
+            f"({len(rows)} candidate articles)",
+            changes,
+        )  # fmt: skip
+
+
+def _candidate(article: Article, *, settings: Settings) -> object:
+    from digest.select import Candidate
+
+    assert article.id is not None
+    return Candidate(
+        article_id=article.id,
+        title=article.title,
+        body=article.body,
+        url=article.url or f"{settings.base_url}/articles/{article.id}",
+        source=article.source_name,
+        published=article.published_at,
+        first_seen=article.first_seen_at,
+        section=article.section,
+        summary=article.summary,
+        has_image=bool(article.image_url),
+        duplicate_of=article.duplicate_of_id,
+    )
+
+
+def _item_titles(session: Session, issue: Issue) -> list[str]:
+    return [] if issue.id is None else [i.title for i in issue_store.items_of(session, issue.id)]
+
+
+def _changes(before: list[str], after: list[str]) -> list[str]:
+    added = [f"+ {t}" for t in after if t not in before]
+    removed = [f"- {t}" for t in before if t not in after]
+    return added + removed
+
+
+def _render_into(issue: Issue, items: list[IssueItem], *, settings: Settings, issue_date: date) -> None:
+    from digest.render import DigestContent, DigestItem, render_digest
+
+    content = DigestContent(
+        subject=issue.subject,
+        preheader=issue.preheader,
+        week=issue.week,
+        issue_date=issue_date,
+        items=[
+            DigestItem(
+                title=i.title, url=i.url, source=i.source_name, section=i.section,
+                blurb=i.blurb, image_url=i.image_url, image_alt=i.image_alt,
+                also_reported_by=tuple(i.also_reported_by),
+            )
+            for i in items
+        ],
+        web_url=f"{settings.base_url}/archive/{issue.week}",
+    )  # fmt: skip
+    rendered = render_digest(content, settings=settings)
+    issue.mjml, issue.html, issue.text = rendered.mjml, rendered.html, rendered.text
+    issue.content_hash = hashlib.sha256(
+        f"{issue.subject}\n{issue.preheader}\n{issue.html}\n{issue.text}".encode()
+    ).hexdigest()
+
+
+# --- send -----------------------------------------------------------------------------------
+
+
+def send_issue(
+    *,
+    settings: Settings,
+    now: datetime,
+    ref: str | int | None = None,
+    sender: object | None = None,
+) -> SendReport:
+    """Send an issue to every confirmed subscriber who has not had it; safe to re-run.
+
+    The first run puts one ledger row per recipient; every run sends the rows still queued.
+    ``sender`` defaults to the SMTP pool from settings. Raises StateError for a cancelled or
+    missed issue, NotFound when there is no such issue.
+    """
+    import asyncio
+
+    from digest.send.engine import deliver, enqueue_recipients
+
+    engine = make_engine(settings)
+    with session_scope(engine) as session:
+        issue = issue_store.get_issue(session, newsletter=settings.newsletter_id, ref=ref)
+        if issue.status in (IssueStatus.CANCELLED, IssueStatus.MISSED):
+            raise StateError(f"the issue for {issue.week} is {issue.status}; it will not be sent")
+        first_run = issue.status != IssueStatus.SENT
+        if first_run and issue.status != IssueStatus.SENDING:
+            issue.status, issue.send_started_at = IssueStatus.SENDING, now
+            session.add(issue)
+    assert issue.id is not None
+    enqueued = enqueue_recipients(engine, settings=settings, issue_id=issue.id, now=now) if first_run else 0
+
+    async def run() -> SendReport:
+        from digest.send.smtp import SmtpPool
+
+        own = sender is None
+        active = SmtpPool(settings) if own else sender
+        try:
+            return await deliver(engine, settings=settings, issue=issue, sender=active)
+        finally:
+            if own:
+                await active.aclose()  # type: ignore[attr-defined]
+
+    report = asyncio.run(run())
+    report.enqueued = enqueued
+    return report

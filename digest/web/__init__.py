@@ -1,0 +1,1 @@
+"""The web side: preview, archive, subscriptions. Routes live in one table in app.py."""
