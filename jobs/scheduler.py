@@ -67,28 +67,41 @@ def make_scheduler(ctx: TaskContext, *, now: datetime) -> BlockingScheduler:
             "misfire_grace_time": int(grace.total_seconds()),
         },
     )
+    first_runs = start_up_runs(s, now=now)
     for job in JOBS:
-        trigger = job.trigger(s)
-        first: datetime | None = None
-        if job.catch_up is CatchUp.STORE:
-            first = now
-        else:
-            first = missed_within(trigger, now=now, grace=grace)
+        first = first_runs[job.id]
         scheduler.add_job(
             _runner(job.id, job.task, ctx),
-            trigger=trigger,
+            trigger=job.trigger(s),
             id=job.id,
             name=job.help,
             coalesce=True,
             max_instances=1,
             misfire_grace_time=int(grace.total_seconds()),
-            **({"next_run_time": first.astimezone(s.zone)} if first is not None else {}),
+            **({"next_run_time": first} if first is not None else {}),
         )
     scheduler.add_listener(
         _log_event,
         EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES,
     )
     return scheduler
+
+
+def start_up_runs(settings: Settings, *, now: datetime) -> dict[str, datetime | None]:
+    """For each job, the run to make at start-up (None: wait for the trigger's next time).
+
+    ``CatchUp.STORE`` jobs run at once: their task asks the store what is due and applies the
+    send deadline. ``CatchUp.GRACE`` jobs make up only a run missed less than the grace ago.
+    """
+    grace = timedelta(minutes=settings.misfire_grace_minutes)
+    runs: dict[str, datetime | None] = {}
+    for job in JOBS:
+        if job.catch_up is CatchUp.STORE:
+            runs[job.id] = now.astimezone(settings.zone)
+        else:
+            missed = missed_within(job.trigger(settings), now=now, grace=grace)
+            runs[job.id] = None if missed is None else missed.astimezone(settings.zone)
+    return runs
 
 
 def _runner(job_id: str, task: Callable[[TaskContext], str], ctx: TaskContext) -> Callable[[], str]:
@@ -212,12 +225,12 @@ def _wait_until_running(scheduler: BlockingScheduler) -> None:
         threading.Event().wait(0.01)
 
 
-def run_scheduler(settings: Settings) -> int:
+def run_scheduler(settings: Settings, *, poll: float = 5.0) -> int:
     """`digest scheduler run`: the foreground process. Returns the exit status."""
     from digest.db import make_engine
 
     engine = make_engine(settings)
-    runner = Runner(settings, engine=engine)
+    runner = Runner(settings, engine=engine, poll=poll)
     runner.install_signal_handlers()
     try:
         return runner.run()

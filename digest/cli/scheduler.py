@@ -20,7 +20,9 @@ app.add_typer(jobs_app, name="jobs")
 
 
 @scheduler_app.command("run")
-def run() -> None:
+def run(
+    poll: float = typer.Option(5.0, "--poll", help="Seconds between lease checks on standby."),
+) -> None:
     """Run the schedule in the foreground, logging each run. A second one against the same
     database waits as a standby; SIGTERM finishes the running job and exits.
 
@@ -34,7 +36,7 @@ def run() -> None:
     )
     # APScheduler logs every submission at INFO; our own listener logs each run's outcome.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    raise typer.Exit(run_scheduler(settings()))
+    raise typer.Exit(run_scheduler(settings(), poll=poll))
 
 
 @jobs_app.command("list")
