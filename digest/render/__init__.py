@@ -122,9 +122,9 @@ def render_digest(content: DigestContent, *, settings: Settings) -> Rendered:
     if size > HTML_BUDGET:
         fits = _items_that_fit(content, settings=settings)
         raise CheckFailed(
-            f"the digest's HTML would be {size // 1024} KB with {len(content.items)} items; mail "
-            f"clients clip above {HTML_BUDGET // 1024} KB: set DIGEST_ITEMS_PER_ISSUE to {fits} "
-            "or fewer"
+            f"the digest's HTML would be {size // 1024} KB with {len(content.items)} items, over "
+            f"the {HTML_BUDGET // 1024} KB budget (Gmail clips near 102 KB): set "
+            f"DIGEST_ITEMS_PER_ISSUE to {fits} or fewer"
         )
     return rendered
 
