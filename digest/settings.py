@@ -119,7 +119,10 @@ class Settings(BaseSettings):
     imap_user: str = Field("", description="Bounce mailbox user.")
     imap_password: SecretStr = Field(SecretStr(""), description="Bounce mailbox password.")
     soft_bounce_limit: int = Field(3, ge=1, description="Soft bounces before suppression.")
-    imap_port: int = Field(993, description="Bounce mailbox port: 993 (TLS) or 143 (STARTTLS).")
+    imap_port: int = Field(993, description="Bounce mailbox port (993 for TLS, 143 for STARTTLS).")
+    imap_tls: Literal["tls", "starttls"] = Field(
+        "tls", description="tls (implicit, port 993) or starttls (port 143); never plaintext."
+    )
     imap_folder: str = Field("INBOX", description="Folder the bounces arrive in.")
     imap_done_folder: str = Field(
         "Processed", description="Folder handled bounces are moved to (never deleted)."

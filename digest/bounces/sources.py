@@ -99,21 +99,23 @@ class Mailbox(Protocol):
 class ImapMailbox(AbstractContextManager["ImapMailbox"]):
     """The real mailbox: imap-tools over TLS (port 993, or STARTTLS on 143)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context`` defaults to the system's trusted CAs with host name checking."""
         if not settings.imap_host:
             raise ConfigError("no bounce mailbox configured: set DIGEST_IMAP_HOST (and user)")
         self._settings = settings
+        self._context = ssl_context or ssl.create_default_context()
         self._box: Any = None
 
     def __enter__(self) -> ImapMailbox:
         from imap_tools import MailBox, MailBoxStartTls
 
         cfg = self._settings
-        context = ssl.create_default_context()
+        context = self._context
         box: Any
         try:
-            if cfg.imap_port == 143:
-                box = MailBoxStartTls(cfg.imap_host, port=143, ssl_context=context)
+            if cfg.imap_tls == "starttls":
+                box = MailBoxStartTls(cfg.imap_host, port=cfg.imap_port, ssl_context=context)
             else:
                 box = MailBox(cfg.imap_host, port=cfg.imap_port, ssl_context=context)
             box.login(cfg.imap_user, cfg.imap_password.get_secret_value(), cfg.imap_folder)
