@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session as SaSession
 from sqlmodel import Session, col, select
 
 from digest.models import ConsentEvent
@@ -18,6 +19,7 @@ from digest.models import ConsentEvent
 GENESIS = "0" * 64
 # Any fixed number: the PostgreSQL advisory lock that serialises appends to the chain.
 _CHAIN_LOCK = 0x6469_6765_7374
+_HEAD_KEY = "digest.consent_head"
 
 
 class AppendOnlyViolation(RuntimeError):
@@ -44,7 +46,15 @@ def lock_chain(session: Session) -> None:
 
 
 def chain_head(session: Session) -> str:
-    """The hash of the newest event, or GENESIS for an empty log."""
+    """The hash of the newest event, or GENESIS for an empty log.
+
+    Within one transaction the head this session appended last is remembered (``session.info``),
+    which is safe because the chain lock is held until the transaction ends, when it is
+    forgotten; a bulk import then needs no query per row.
+    """
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None:
+        return str(cached)
     head = session.exec(
         select(ConsentEvent.hash).order_by(col(ConsentEvent.id).desc()).limit(1)
     ).first()
@@ -55,7 +65,16 @@ def append_event(session: Session, event: ConsentEvent) -> ConsentEvent:
     """Insert ``event`` (already hashed by the caller) and flush so it gets its id."""
     session.add(event)
     session.flush()
+    session.info[_HEAD_KEY] = event.hash
     return event
+
+
+def _forget_head(session: Any, *_args: Any) -> None:
+    session.info.pop(_HEAD_KEY, None)
+
+
+# Any transaction or savepoint ending (commit or rollback) forgets the remembered head.
+sa.event.listen(SaSession, "after_transaction_end", _forget_head)
 
 
 def events_for_subscriber(session: Session, *, subscriber_id: int) -> list[ConsentEvent]:

@@ -67,7 +67,7 @@ def _blocking_suppression(session: Session, *, email: str, newsletter: str) -> s
     return None
 
 
-def _issue_confirm_token(
+def issue_confirm_token(
     session: Session, subscriber: Subscriber, *, settings: Settings, now: datetime
 ) -> str:
     token, token_hash = tokens.new_confirm_token()
@@ -119,7 +119,7 @@ def subscribe(
         user_agent=user_agent,
         list_id=settings.newsletter_id,
     )
-    url = _issue_confirm_token(session, subscriber, settings=settings, now=now)
+    url = issue_confirm_token(session, subscriber, settings=settings, now=now)
     return SubscribeOutcome(
         email=address,
         result="refreshed" if found is not None else "created",
