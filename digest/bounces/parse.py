@@ -23,32 +23,29 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 from typing import Literal
 
+from digest.bounces.mime import (
+    ADDRESS_RE,
+    ENVELOPE_HEADERS,
+    ORIGINAL_SEPARATOR,
+    TRACE_HEADER,
+    address_field,
+    clean_id,
+    find_part,
+    find_verp_token,
+    first_address,
+    normalise,
+    one_line,
+    original_headers,
+    reply_code,
+    strip_type,
+    text_of,
+)
+
 ReportKind = Literal["dsn", "arf", "heuristic"]
 
 # An enhanced status code (RFC 3463): class.subject.detail.
 STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-# A basic SMTP reply code at the start of a reply ("550 ", "550-", "550:").
-REPLY_RE = re.compile(r"(?<![\d.])([245]\d\d)(?=[\s\-:])")
-ADDRESS_RE = re.compile(r"(?<![\w/=.+\-])[\w.!#$%&'*+?^`{}~\-]+@[\w\-]+(?:\.[\w\-]+)+")
-VERP_RE = re.compile(r"\bbounces\+([A-Za-z0-9._=\-]+)@([\w.\-]+)", re.IGNORECASE)
 
-# Where the returned copy of the original message starts in a plain-text bounce: a separator
-# line naming the original/returned message, or the first unindented trace header.
-_ORIGINAL_SEPARATOR = re.compile(
-    r"^[\s\-=_*|>]*(?:"
-    r"[-=_*|]{2,}.*(?:original|returned|undelivered|unsent|copy of|message text)"
-    r"|.*below this line is a copy"
-    r"|original message follows"
-    r"|-+\s*original message\s*-+"
-    r"|this is a copy of the message"
-    r")",
-    re.IGNORECASE | re.MULTILINE,
-)
-_TRACE_HEADER = re.compile(
-    r"^(?:Return-Path|Received|X-[\w\-]+|Message-I[dD]|DKIM-Signature|ARC-[\w\-]+"
-    r"|Authentication-Results|Delivered-To|Content-Type|MIME-Version):[ \t]",
-    re.MULTILINE | re.IGNORECASE,
-)
 # A line that names a recipient first: "<a@b>:", "  a@b", "a@b ... unknown", "RCPT TO:<a@b>".
 _RECIPIENT_LINE = re.compile(
     r"^[ \t]*(?:[-*>]\s*)?(?:[245]\d\d[ \t-]+|(?:>>>\s*)?RCPT\s+TO:\s*)?"
@@ -56,7 +53,7 @@ _RECIPIENT_LINE = re.compile(
     r":[ \t]*(?:rfc822;)?[ \t]*)?[<\"']?(" + ADDRESS_RE.pattern + r")[>\"']?",
     re.MULTILINE | re.IGNORECASE,
 )
-# Address headers the original message may carry that can hold a VERP return path.
+
 # The SMTP stage the receiver refused at: a refusal at connection or MAIL FROM is about the
 # sender, and one after the message content (end of DATA) is a judgement of that content.
 _PHASES = (
@@ -82,8 +79,6 @@ _PHASES = (
         ),
     ),
 )
-_ENVELOPE_HEADERS = ("Return-Path", "Errors-To", "Sender", "From")
-_BOUNCE_ENVELOPE_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "To", "X-Envelope-To")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,28 +106,28 @@ def parse_report(raw: bytes, *, source: str, verp_domain: str = "") -> list[Boun
     domain. Never raises on malformed mail: what cannot be read is simply not reported.
     """
     message = email.message_from_bytes(raw)
-    verp = _verp_token(message, verp_domain=verp_domain)
-    original = _original_headers(message)
-    message_id = _clean_id(original.get("Message-ID")) if original is not None else None
+    verp = find_verp_token(message, verp_domain=verp_domain)
+    original = original_headers(message)
+    message_id = clean_id(original.get("Message-ID")) if original is not None else None
     if verp is None and original is not None:
-        verp = _verp_token(original, verp_domain=verp_domain, headers=_ENVELOPE_HEADERS)
+        verp = find_verp_token(original, verp_domain=verp_domain, headers=ENVELOPE_HEADERS)
     common = {"source": source, "original_message_id": message_id, "verp_token": verp}
 
-    feedback = _find_part(message, "message/feedback-report")
+    feedback = find_part(message, "message/feedback-report")
     if feedback is not None:
         return [_arf_record(message, feedback, original, common)]
     if original is not None and original.get("X-HmXmrOriginalRecipient"):
         # Microsoft's junk-mail reporting program: a complaint without the ARF wrapper.
         return [
             BounceRecord(
-                recipient=_first_address(original.get_all("X-HmXmrOriginalRecipient", [])),
+                recipient=first_address(original.get_all("X-HmXmrOriginalRecipient", [])),
                 report="arf",
                 feedback_type="abuse",
-                diagnostic=_one_line(str(message.get("Subject", ""))),
+                diagnostic=one_line(str(message.get("Subject", ""))),
                 **common,  # type: ignore[arg-type]
             )
         ]
-    status_part = _find_part(message, "message/delivery-status")
+    status_part = find_part(message, "message/delivery-status")
     blocks = _field_blocks(status_part) if status_part is not None else _dsn_blocks_in(raw)
     records = _dsn_records(message, blocks, common)
     return records or _heuristic_records(message, original, common)
@@ -146,16 +141,16 @@ def _arf_record(
 ) -> BounceRecord:
     fields = _field_blocks(part)
     report = fields[0] if fields else Message()
-    recipient = _first_address(report.get_all("Original-Rcpt-To", []))
+    recipient = first_address(report.get_all("Original-Rcpt-To", []))
     if not recipient and original is not None:
-        recipient = _first_address(original.get_all("To", []))
+        recipient = first_address(original.get_all("To", []))
     if not recipient:
-        recipient = _first_address(report.get_all("Removal-Recipient", []))
+        recipient = first_address(report.get_all("Removal-Recipient", []))
     return BounceRecord(
         recipient=recipient or "",
         report="arf",
         feedback_type=(report.get("Feedback-Type") or "abuse").strip().lower(),
-        diagnostic=_one_line(_text_of(message, limit=600)),
+        diagnostic=one_line(text_of(message, limit=600)),
         **common,  # type: ignore[arg-type]
     )
 
@@ -166,16 +161,16 @@ def _arf_record(
 def _dsn_records(
     message: Message, blocks: list[Message], common: dict[str, str | None]
 ) -> list[BounceRecord]:
-    explanation = _text_of(message, limit=4000)
+    explanation = text_of(message, limit=4000)
     records: list[BounceRecord] = []
     for block in blocks:
-        recipient = _address_field(block.get("Final-Recipient")) or _address_field(
+        recipient = address_field(block.get("Final-Recipient")) or address_field(
             block.get("Original-Recipient")
         )
         if not recipient:
             continue
-        diagnostic = _one_line(_strip_type(block.get("Diagnostic-Code", "")))
-        nearby = _one_line(_reason_near(explanation, recipient))
+        diagnostic = one_line(strip_type(block.get("Diagnostic-Code", "")))
+        nearby = one_line(_reason_near(explanation, recipient))
         if not diagnostic:
             # Some servers leave the reason to the human-readable part only.
             diagnostic = nearby
@@ -186,8 +181,8 @@ def _dsn_records(
                 report="dsn",
                 status=status,
                 diagnostic=diagnostic,
-                smtp_code=_reply_code(diagnostic),
-                remote_mta=_strip_type(block.get("Remote-MTA", "")) or None,
+                smtp_code=reply_code(diagnostic),
+                remote_mta=strip_type(block.get("Remote-MTA", "")) or None,
                 dsn_action=(block.get("Action") or "").strip().lower() or None,
                 smtp_phase=_phase(f"{diagnostic} {nearby}"),
                 **common,  # type: ignore[arg-type]
@@ -273,7 +268,7 @@ def _heuristic_records(
 ) -> list[BounceRecord]:
     text = _report_text(message)
     senders = _sender_addresses(message, original)
-    lines = [(m.start(), m.end(), _normalise(m.group(1))) for m in _RECIPIENT_LINE.finditer(text)]
+    lines = [(m.start(), m.end(), normalise(m.group(1))) for m in _RECIPIENT_LINE.finditer(text)]
     # Every recipient line ends the previous recipient's reason, even a repeated one (some
     # notices list everyone twice, in two languages); only the first mention is reported.
     lines = [line for line in lines if line[2] not in senders and not _is_daemon(line[2])]
@@ -290,25 +285,25 @@ def _heuristic_records(
         # preferring those the returned message was addressed to.
         mentioned = []
         for match in ADDRESS_RE.finditer(text):
-            address = _normalise(match.group(0))
+            address = normalise(match.group(0))
             if address not in senders and not _is_daemon(address) and address not in mentioned:
                 mentioned.append(address)
-        addressed = {_normalise(a) for _, a in getaddresses(_all(original, ("To", "Cc")))}
+        addressed = {normalise(a) for _, a in getaddresses(_all(original, ("To", "Cc")))}
         if len(mentioned) > 1 and addressed & set(mentioned):
             mentioned = [a for a in mentioned if a in addressed]
-        found = [(address, _one_line(text)) for address in mentioned]
+        found = [(address, one_line(text)) for address in mentioned]
     if not found and original is not None:
         # The notice names nobody: fall back to whom the returned message was addressed.
-        address = _first_address(original.get_all("To", []))
+        address = first_address(original.get_all("To", []))
         if address and address not in senders:
-            found.append((address, _one_line(text)))
+            found.append((address, one_line(text)))
     return [
         BounceRecord(
             recipient=address,
             report="heuristic",
             status=_status(None, reason),
             diagnostic=reason[:1000],
-            smtp_code=_reply_code(reason),
+            smtp_code=reply_code(reason),
             smtp_phase=_phase(reason),
             **common,  # type: ignore[arg-type]
         )
@@ -329,19 +324,19 @@ def _reason_after(text: str, end: int, stop: int) -> str:
             if not line.strip() or not line[:1].isspace():
                 break
             continuation.append(line)
-        return _one_line(" ".join([first, *continuation]).strip(" \t:.>-"))
-    reason = _one_line(block.strip(" \t:.>-"))
-    return reason if len(reason) >= 8 else _one_line(text)
+        return one_line(" ".join([first, *continuation]).strip(" \t:.>-"))
+    reason = one_line(block.strip(" \t:.>-"))
+    return reason if len(reason) >= 8 else one_line(text)
 
 
 def _report_text(message: Message) -> str:
     """The human-readable notice, cut where the returned original message begins."""
-    text = _text_of(message, limit=20000)
+    text = text_of(message, limit=20000)
     cut = len(text)
-    separator = _ORIGINAL_SEPARATOR.search(text)
+    separator = ORIGINAL_SEPARATOR.search(text)
     if separator:
         cut = separator.start()
-    header = _TRACE_HEADER.search(text)
+    header = TRACE_HEADER.search(text)
     if header and header.start() < cut:
         cut = header.start()
     return text[:cut]
@@ -351,10 +346,10 @@ def _sender_addresses(message: Message, original: Message | None) -> set[str]:
     """Addresses on the sending side: the bounce goes to them, so they are never recipients."""
     found: set[str] = set()
     for name in ("To", "Cc", "Delivered-To", "X-Original-To", "From", "Reply-To", "Sender"):
-        found.update(_normalise(a) for _, a in getaddresses(message.get_all(name, [])) if a)
+        found.update(normalise(a) for _, a in getaddresses(message.get_all(name, [])) if a)
     if original is not None:
         for name in ("From", "Return-Path", "Sender", "Reply-To", "Errors-To"):
-            found.update(_normalise(a) for _, a in getaddresses(original.get_all(name, [])) if a)
+            found.update(normalise(a) for _, a in getaddresses(original.get_all(name, [])) if a)
     found.discard("")
     return found
 
@@ -384,116 +379,3 @@ def _reason_near(text: str, recipient: str) -> str:
         if recipient.lower() in line.lower():
             return " ".join(lines[index : index + 4])
     return ""
-
-
-# --- shared helpers -----------------------------------------------------------------------
-
-
-def _find_part(message: Message, content_type: str) -> Message | None:
-    for part in message.walk():
-        if part.get_content_type() == content_type:
-            return part
-    return None
-
-
-def _original_headers(message: Message) -> Message | None:
-    """The headers of the returned original message, wherever the bounce put them."""
-    for part in message.walk():
-        kind = part.get_content_type()
-        if kind == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        if kind == "text/rfc822-headers":
-            return HeaderParser().parsestr(_decoded(part))
-    text = _text_of(message, limit=40000)
-    separator = _ORIGINAL_SEPARATOR.search(text)
-    header = _TRACE_HEADER.search(text, separator.end() if separator else 0)
-    if header is None:
-        return None
-    block = text[header.start() :]
-    return HeaderParser().parsestr(block.split("\n\n", 1)[0] + "\n")
-
-
-def _text_of(message: Message, *, limit: int) -> str:
-    """Decoded text/plain parts outside any returned message (text/html when there is none)."""
-    texts: list[str] = []
-    html: list[str] = []
-    stack: list[Message] = [message]
-    while stack:
-        part = stack.pop(0)
-        kind = part.get_content_type()
-        if kind in {"message/rfc822", "text/rfc822-headers"} and part is not message:
-            continue
-        if part.is_multipart():
-            stack[0:0] = [p for p in part.get_payload() if isinstance(p, Message)]
-        elif kind == "text/plain" or part.get_content_maintype() == "multipart":
-            texts.append(_decoded(part))
-        elif kind == "text/html":
-            html.append(re.sub(r"<[^>]+>", " ", _decoded(part)))
-    return "\n".join(texts or html).replace("\r\n", "\n")[:limit]
-
-
-def _decoded(part: Message) -> str:
-    raw = part.get_payload(decode=True)
-    if not isinstance(raw, bytes):
-        payload = part.get_payload()
-        return payload if isinstance(payload, str) else ""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return raw.decode(charset, "replace")
-    except LookupError:
-        return raw.decode("utf-8", "replace")
-
-
-def _verp_token(
-    message: Message, *, verp_domain: str, headers: Iterable[str] = _BOUNCE_ENVELOPE_HEADERS
-) -> str | None:
-    for name in headers:
-        for value in message.get_all(name, []):
-            for match in VERP_RE.finditer(str(value)):
-                if not verp_domain or match.group(2).lower() == verp_domain.lower():
-                    return match.group(1)
-    return None
-
-
-def _address_field(value: str | None) -> str:
-    """``rfc822; someone@example.org`` → ``someone@example.org``."""
-    if not value:
-        return ""
-    address = _strip_type(value).strip().strip("<>")
-    found = ADDRESS_RE.search(address)
-    return _normalise(found.group(0)) if found else _normalise(address)
-
-
-def _first_address(values: Iterable[str]) -> str:
-    for _, address in getaddresses([str(v) for v in values]):
-        if "@" in address:
-            return _normalise(address)
-    return ""
-
-
-def _strip_type(value: str) -> str:
-    """Drop the ``type;`` prefix of a DSN field (``smtp;``, ``dns;``, ``rfc822;``)."""
-    head, sep, tail = str(value).partition(";")
-    return tail.strip() if sep and re.fullmatch(r"\s*[\w\-]+\s*", head) else str(value).strip()
-
-
-def _reply_code(text: str) -> int | None:
-    match = REPLY_RE.search(text)
-    return int(match.group(1)) if match else None
-
-
-def _clean_id(value: str | None) -> str | None:
-    if not value:
-        return None
-    found = re.search(r"<[^<>\s]+>", str(value))
-    return found.group(0) if found else str(value).strip() or None
-
-
-def _normalise(address: str) -> str:
-    return address.strip().strip("<>").rstrip(".").lower()
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
