@@ -1,30 +1,73 @@
-"""The send loop: enqueue every eligible subscriber in the ledger, then claim, build, sign and
-hand each message to the sender, recording the outcome row by row.
+"""The send loop: every eligible subscriber gets the issue once, through crashes and failures.
 
-A crash at any instant followed by a re-run sends each remaining recipient once: rows are
-committed as ``sending`` before SMTP sees the message and ``sent`` right after; rows found in
-``sending`` on start are ``uncertain``, not resent.
+``deliver`` runs one worker per SMTP connection. Workers never touch the database themselves:
+they ask a ``_Rounds`` coordinator for their next row and hand it their last outcome, and the
+coordinator applies all outcomes and claims all the rows asked for in ONE transaction per round
+(group commit). A row is committed as ``sending`` before its message is built and handed over,
+and its outcome is committed in the same transaction that gives its worker the next row, so a
+crash at any instant leaves at most one ``sending`` row per connection. The next run turns those
+into ``uncertain`` (reported, resent only with ``resend_uncertain``) and sends everything else
+that is still due, exactly once.
+
+Consent and suppression are re-checked for each row in the transaction that claims it, right
+before its message is built. Temporary failures (4xx, dropped connections) come back after an
+exponential backoff with jitter, up to ``SendPolicy.max_attempts``; permanent ones (5xx) are
+recorded with their code and text; a 4.7.28 throttle pauses the pool; an unreachable relay stops
+the run with ``SendReport.paused`` set, leaving every unsent row queued.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
 from digest.db import session_scope
-from digest.errors import RelayUnavailable, SendError
-from digest.models import DeliveryStatus, Issue, IssueStatus
+from digest.errors import InputError, RelayUnavailable, SendError
+from digest.models import DeliveryStatus, Issue, IssueStatus, Subscriber, TestSend
+from digest.send.dkim import DkimSigner
+from digest.send.message import MessageTemplate, Recipient, new_message_id
+from digest.send.smtp import Sender, Throttled
 from digest.settings import Settings
 from digest.store import deliveries as ledger
 
-BATCH = 100
-STALE_AFTER = timedelta(minutes=10)
+S = DeliveryStatus
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """How hard to try. Tests shorten the waits; the defaults suit a real relay."""
+
+    max_attempts: int = 5
+    retry_base: float = 60.0  # first retry after about a minute, then 2, 4, 8 … minutes
+    retry_cap: float = 3600.0
+    wait_for_retries: float = 900.0  # a run waits this long for due retries, then leaves them
+    resend_uncertain: bool = False
+    stale_after: timedelta = timedelta(minutes=15)  # a claim by another machine counts as dead
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before attempt ``attempts + 1``: exponential, capped, with ±50 % jitter."""
+        base = min(self.retry_cap, self.retry_base * 2.0 ** max(0, attempts - 1))
+        return float(base * random.uniform(0.5, 1.5))
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, outcome: str) -> None: ...
 
 
 @dataclass
@@ -34,7 +77,10 @@ class SendReport:
     sent: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    retrying: int = 0
     uncertain: int = 0
+    resent_uncertain: int = 0
+    paused: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -45,12 +91,47 @@ class SendReport:
             parts.append(f"{len(self.failed)} failed")
         if self.uncertain:
             parts.append(f"{self.uncertain} uncertain (resend with --resend-uncertain)")
+        if self.paused:
+            parts.append(f"PAUSED: {self.paused}")
         totals = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         return "; ".join(parts) + (f" — ledger: {totals}" if totals else "")
 
 
+# --- who is alive -----------------------------------------------------------------------------
+
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:random``: unique per process, and tells a later run whether we still live."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody reaped yet is a zombie: dead for our purposes
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" not in status
+
+
+def is_dead_worker(
+    worker: str | None, claimed_at: datetime | None, *, now: datetime, stale_after: timedelta
+) -> bool:
+    """A claim's owner is gone: same host and its process is dead, or another host's claim is
+    older than ``stale_after`` (a message never takes that long)."""
+    host, _, rest = (worker or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        return int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+    return claimed_at is None or claimed_at < now - stale_after
+
+
+# --- enqueue ----------------------------------------------------------------------------------
 
 
 def enqueue_recipients(engine: Engine, *, settings: Settings, issue_id: int, now: datetime) -> int:
@@ -69,97 +150,508 @@ def enqueue_recipients(engine: Engine, *, settings: Settings, issue_id: int, now
             after = max(s.id or 0 for s in page)
 
 
+# --- the group-commit coordinator -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    claim: ledger.Claimed
+    recipient: Recipient
+
+
+_Next = _Job | float | None  # a row to send, seconds to wait for a retry, or nothing left
+
+
+class _Rounds:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings,
+        issue_id: int,
+        worker: str,
+        policy: SendPolicy,
+        clock: Clock,
+        report: SendReport,
+        progress: Progress | None,
+    ) -> None:
+        self._engine, self._settings, self._issue_id = engine, settings, issue_id
+        self._worker, self._policy, self._clock = worker, policy, clock
+        self._report, self._progress = report, progress
+        self._waiters: list[asyncio.Future[_Next]] = []
+        self._outcomes: list[dict[str, Any]] = []
+        self._scheduled = False
+        self._secret = settings.secret() if settings.verp_domain else b""
+
+    def record(self, outcome: dict[str, Any]) -> None:
+        self._outcomes.append(outcome)
+
+    async def next(self) -> _Next:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_Next] = loop.create_future()
+        self._waiters.append(waiter)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._round)
+        return await waiter
+
+    def flush(self) -> None:
+        """Write outstanding outcomes (at the end, or when stopping)."""
+        if self._outcomes:
+            outcomes, self._outcomes = self._outcomes, []
+            with session_scope(self._engine) as session:
+                ledger.record(session, outcomes)
+
+    def _round(self) -> None:
+        self._scheduled = False
+        waiters, self._waiters = self._waiters, []
+        outcomes, self._outcomes = self._outcomes, []
+        try:
+            results = self._apply(outcomes, len(waiters))
+        except BaseException as exc:  # the database failed: every waiting worker learns it
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter, result in zip(waiters, results, strict=True):
+            if not waiter.done():
+                waiter.set_result(result)
+
+    def _apply(self, outcomes: list[dict[str, Any]], wanted: int) -> list[_Next]:
+        from digest.subscribers.service import may_receive, preferences_url, unsubscribe_url
+
+        now = self._clock()
+        jobs: list[_Next] = []
+        settings = self._settings
+        with session_scope(self._engine) as session:
+            ledger.record(session, outcomes)
+            while len(jobs) < wanted:
+                claimed = ledger.claim(
+                    session,
+                    issue_id=self._issue_id,
+                    limit=wanted - len(jobs),
+                    worker=self._worker,
+                    now=now,
+                    max_attempts=self._policy.max_attempts,
+                )
+                if not claimed:
+                    break
+                for row in claimed:
+                    subscriber = session.get(Subscriber, row.subscriber_id)
+                    reason = (
+                        "subscriber deleted"
+                        if subscriber is None
+                        else may_receive(session, subscriber, newsletter=settings.newsletter_id)
+                    )
+                    if reason is not None or subscriber is None:
+                        ledger.record(
+                            session,
+                            [
+                                {
+                                    "id": row.delivery_id,
+                                    "status": S.SKIPPED.value,
+                                    "last_error": reason,
+                                }
+                            ],
+                        )
+                        self._report.skipped.append((row.email, reason or ""))
+                        if self._progress:
+                            self._progress.advance("skipped")
+                        continue
+                    jobs.append(
+                        _Job(
+                            row,
+                            self._recipient(
+                                subscriber, row, settings, unsubscribe_url, preferences_url
+                            ),
+                        )
+                    )
+            if len(jobs) < wanted:
+                due = ledger.next_retry_at(
+                    session, issue_id=self._issue_id, max_attempts=self._policy.max_attempts
+                )
+                wait: float | None = None
+                if due is not None:
+                    seconds = max(0.05, (due - now).total_seconds())
+                    if seconds <= self._policy.wait_for_retries:
+                        wait = seconds
+                jobs += [wait] * (wanted - len(jobs))
+        return jobs
+
+    def _recipient(
+        self,
+        subscriber: Subscriber,
+        row: ledger.Claimed,
+        settings: Settings,
+        unsubscribe_url: Callable[..., str],
+        preferences_url: Callable[..., str],
+    ) -> Recipient:
+        verp = None
+        if settings.verp_domain:
+            from digest.bounces.verp import verp_token
+
+            verp = verp_token(row.delivery_id, secret=self._secret)
+        return Recipient(
+            email=row.email,
+            name=subscriber.name or "",
+            unsubscribe_url=unsubscribe_url(settings=settings, subscriber=subscriber),
+            preferences_url=preferences_url(settings=settings, subscriber=subscriber),
+            delivery_id=row.delivery_id,
+            verp_token=verp,
+        )
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def build_template(*, settings: Settings, issue: Issue) -> MessageTemplate:
+    """The issue's pre-encoded message, signed when DKIM is configured."""
+    return MessageTemplate.build(
+        subject=issue.subject,
+        html=issue.html,
+        text=issue.text,
+        settings=settings,
+        campaign=issue.week,
+        signer=DkimSigner.from_settings(settings),
+    )
+
+
 async def deliver(
     engine: Engine,
     *,
     settings: Settings,
     issue: Issue,
-    sender: object,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sender: Sender,
+    clock: Clock = utcnow,
+    policy: SendPolicy | None = None,
+    progress: Progress | None = None,
 ) -> SendReport:
-    """Send every queued row of ``issue`` through ``sender`` (a digest.send Sender)."""
-    from digest.models import Subscriber
-    from digest.send.dkim import DkimSigner
-    from digest.send.message import MessageTemplate, Recipient, new_message_id
-    from digest.subscribers.service import may_receive, preferences_url, unsubscribe_url
+    """Send every due row of ``issue`` through ``sender``; return what happened.
 
+    Raises ConfigError for an unusable DKIM key; database errors propagate. An unreachable
+    relay does not raise: the report's ``paused`` says why and the unsent rows stay queued.
+    """
+    policy = policy or SendPolicy()
     assert issue.id is not None
     report = SendReport(issue_week=issue.week)
-    template = MessageTemplate.build(
-        subject=issue.subject, html=issue.html, text=issue.text, settings=settings,
-        campaign=issue.week,
-    )  # fmt: skip
-    signer = DkimSigner.from_settings(settings)
+    template = build_template(settings=settings, issue=issue)
     worker = worker_name()
+    now = clock()
     with session_scope(engine) as session:
-        report.uncertain = ledger.mark_interrupted_uncertain(
-            session, issue_id=issue.id, before=clock() - STALE_AFTER
+        ledger.mark_dead_workers_uncertain(
+            session,
+            issue_id=issue.id,
+            is_dead=lambda w, at: is_dead_worker(w, at, now=now, stale_after=policy.stale_after),
         )
-    slots = asyncio.Semaphore(settings.smtp_connections)
+        if policy.resend_uncertain:
+            report.resent_uncertain = ledger.requeue(
+                session, issue_id=issue.id, statuses=[S.UNCERTAIN], reset_attempts=False
+            )
+        limiter = getattr(sender, "limiter", None)
+        if limiter is not None and not limiter.unlimited:
+            limiter.seed(ledger.sent_times(session, since=now - timedelta(days=1)))
+        before = ledger.counts(session, issue_id=issue.id)
+    if progress:
+        progress.start(before[S.QUEUED.value] + before[S.FAILED_TEMPORARY.value])
 
-    async def one(delivery_id: int, subscriber: Subscriber) -> None:
-        now = clock()
-        message_id = new_message_id(settings=settings)
-        recipient = Recipient(
-            email=subscriber.email, name=subscriber.name,
-            unsubscribe_url=unsubscribe_url(settings=settings, subscriber=subscriber),
-            preferences_url=preferences_url(settings=settings, subscriber=subscriber),
-            delivery_id=delivery_id,
-        )  # fmt: skip
-        data = template.render(recipient, date=now, message_id=message_id)
-        if signer is not None:
-            data = signer.sign(data)
-        async with slots:
-            try:
-                await sender.send(  # type: ignore[attr-defined]
-                    envelope_from=settings.from_email, recipients=[subscriber.email], message=data
-                )
-            except RelayUnavailable:
-                with session_scope(engine) as session:
-                    ledger.finish(
-                        session, delivery_id=delivery_id, status=DeliveryStatus.QUEUED, now=now
-                    )
-                raise
-            except SendError as exc:
-                status = (
-                    DeliveryStatus.FAILED_PERMANENT
-                    if exc.permanent
-                    else DeliveryStatus.FAILED_TEMPORARY
-                )
-                with session_scope(engine) as session:
-                    ledger.finish(session, delivery_id=delivery_id, status=status, now=now,
-                                  message_id=message_id, code=exc.code, error=str(exc))  # fmt: skip
-                report.failed.append((subscriber.email, str(exc)))
+    rounds = _Rounds(
+        engine,
+        settings=settings,
+        issue_id=issue.id,
+        worker=worker,
+        policy=policy,
+        clock=clock,
+        report=report,
+        progress=progress,
+    )
+    stopping: list[str] = []
+
+    async def work() -> None:
+        while not stopping:
+            await sender.ready()
+            item = await rounds.next()
+            if item is None:
                 return
-        with session_scope(engine) as session:
-            ledger.finish(session, delivery_id=delivery_id, status=DeliveryStatus.SENT, now=clock(),
-                          message_id=message_id)  # fmt: skip
-        report.sent += 1
-
-    while True:
-        with session_scope(engine) as session:
-            rows = ledger.claim(session, issue_id=issue.id, limit=BATCH, worker=worker, now=clock())
-            batch: list[tuple[int, Subscriber]] = []
-            for row in rows:
-                subscriber = session.get(Subscriber, row.subscriber_id)
-                reason = (
-                    "subscriber no longer exists" if subscriber is None
-                    else may_receive(session, subscriber, newsletter=settings.newsletter_id)
+            if isinstance(item, float):
+                await asyncio.sleep(item)
+                continue
+            back_to_queue = {"id": item.claim.delivery_id, "status": S.QUEUED.value}
+            if stopping:  # another connection found the relay down while we waited
+                rounds.record(back_to_queue)
+                return
+            try:
+                outcome = await _send_one(
+                    item, template=template, sender=sender, settings=settings, clock=clock,
+                    policy=policy, report=report,
                 )  # fmt: skip
-                if reason is not None or subscriber is None:
-                    row.status, row.last_error = DeliveryStatus.SKIPPED, reason
-                    session.add(row)
-                    report.skipped.append((row.email, reason or ""))
-                else:
-                    assert row.id is not None
-                    batch.append((row.id, subscriber))
-        if not rows:
-            break
-        await asyncio.gather(*(one(did, sub) for did, sub in batch))
+            except RelayUnavailable:
+                rounds.record(back_to_queue)  # never handed over: it waits for the next run
+                raise
+            rounds.record(outcome)
+            if progress:
+                progress.advance(outcome["status"])
+
+    async def guarded() -> None:
+        try:
+            await work()
+        except RelayUnavailable as exc:
+            stopping.append(str(exc))
+
+    try:
+        await asyncio.gather(*(guarded() for _ in range(settings.smtp_connections)))
+    finally:
+        rounds.flush()
+    if stopping:
+        report.paused = stopping[0]
     with session_scope(engine) as session:
         report.counts = ledger.counts(session, issue_id=issue.id)
+        report.uncertain = report.counts[S.UNCERTAIN.value]
+        pending = report.counts[S.QUEUED.value] + report.counts[S.SENDING.value]
+        retry = ledger.next_retry_at(session, issue_id=issue.id, max_attempts=policy.max_attempts)
         current = session.get(Issue, issue.id)
-        if current is not None and not report.counts[DeliveryStatus.QUEUED.value]:
-            current.status, current.sent_at = IssueStatus.SENT, clock()
+        if current is not None and not pending and retry is None and not report.paused:
+            current.status, current.sent_at = IssueStatus.SENT, current.sent_at or clock()
             session.add(current)
+    return report
+
+
+async def _send_one(
+    job: _Job,
+    *,
+    template: MessageTemplate,
+    sender: Sender,
+    settings: Settings,
+    clock: Clock,
+    policy: SendPolicy,
+    report: SendReport,
+) -> dict[str, Any]:
+    """Build, sign and hand over one message; return the ledger update.
+
+    Raises RelayUnavailable when the message could not be handed over at all.
+    """
+    row, recipient = job.claim, job.recipient
+    now = clock()
+    message_id = new_message_id(settings=settings)
+    attempts = row.attempts + 1
+    try:
+        data = template.render(recipient, date=now, message_id=message_id)
+        await sender.send(
+            envelope_from=template.envelope_from(recipient),
+            recipients=[recipient.email],
+            message=data,
+        )
+    except InputError as exc:  # an address or value that can never be sent
+        report.failed.append((row.email, str(exc)))
+        return {
+            "id": row.delivery_id,
+            "status": S.FAILED_PERMANENT.value,
+            "attempts": attempts,
+            "last_code": None,
+            "last_error": str(exc)[:2000],
+        }
+    except RelayUnavailable:
+        raise
+    except Throttled as exc:
+        resume = datetime.fromtimestamp(exc.resume_at, UTC)
+        return {
+            "id": row.delivery_id,
+            "status": S.FAILED_TEMPORARY.value,
+            "attempts": row.attempts,
+            "next_attempt_at": resume,
+            "last_code": exc.code,
+            "last_error": str(exc)[:2000],
+        }
+    except SendError as exc:
+        if exc.permanent:
+            report.failed.append((row.email, str(exc)))
+            return {
+                "id": row.delivery_id,
+                "status": S.FAILED_PERMANENT.value,
+                "attempts": attempts,
+                "last_code": exc.code,
+                "last_error": str(exc)[:2000],
+            }
+        retry_at = None
+        if attempts < policy.max_attempts:
+            retry_at = now + timedelta(seconds=policy.backoff(attempts))
+            report.retrying += 1
+        else:
+            report.failed.append((row.email, str(exc)))
+        return {
+            "id": row.delivery_id,
+            "status": S.FAILED_TEMPORARY.value,
+            "attempts": attempts,
+            "next_attempt_at": retry_at,
+            "last_code": exc.code,
+            "last_error": str(exc)[:2000],
+        }
+    report.sent += 1
+    return {
+        "id": row.delivery_id,
+        "status": S.SENT.value,
+        "attempts": attempts,
+        "sent_at": clock(),
+        "message_id": message_id,
+        "last_code": 250,
+        "last_error": None,
+    }
+
+
+# --- one copy for a person checking the issue -------------------------------------------------
+
+
+async def send_test(
+    engine: Engine,
+    *,
+    settings: Settings,
+    issue: Issue,
+    address: str,
+    sender: Sender,
+    now: datetime,
+    requested_by: str = "cli",
+) -> str:
+    """Send one copy of ``issue`` to ``address`` without touching the ledger; record a TestSend.
+
+    Returns the Message-ID. Raises InputError for a bad address, SendError when refused.
+    """
+    from digest.subscribers.service import parse_address
+
+    email = parse_address(address)
+    template = build_template(settings=settings, issue=issue)
+    base = settings.base_url
+    recipient = Recipient(
+        email=email,
+        name="",
+        unsubscribe_url=f"{base}/u/test-copy",
+        preferences_url=f"{base}/p/test-copy",
+    )
+    message_id = new_message_id(settings=settings)
+    data = template.render(recipient, date=now, message_id=message_id)
+    await sender.send(
+        envelope_from=template.envelope_from(recipient), recipients=[email], message=data
+    )
+    assert issue.id is not None
+    with session_scope(engine) as session:
+        session.add(
+            TestSend(issue_id=issue.id, email=email, sent_at=now, requested_by=requested_by)
+        )
+    return message_id
+
+
+# --- who would receive it ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    email: str
+    send: bool
+    reason: str
+
+
+def plan(engine: Engine, *, settings: Settings, issue_id: int) -> list[PlanRow]:
+    """Every subscriber and whether a send now would mail them, with the reason if not."""
+    from digest.store.subscribers import list_subscribers
+    from digest.subscribers.service import may_receive
+
+    done = {
+        S.SENT.value: "already sent",
+        S.FAILED_PERMANENT.value: "failed permanently",
+        S.UNCERTAIN.value: "uncertain (needs --resend-uncertain)",
+        S.SKIPPED.value: "skipped",
+        S.SENDING.value: "being sent by another worker",
+    }
+    out: list[PlanRow] = []
+    with session_scope(engine) as session:
+        states = ledger.states_by_subscriber(session, issue_id=issue_id)
+        for subscriber in list_subscribers(session):
+            state = states.get(subscriber.id or 0)
+            if state in done:
+                out.append(PlanRow(subscriber.email, False, done[state]))
+                continue
+            reason = may_receive(session, subscriber, newsletter=settings.newsletter_id)
+            out.append(PlanRow(subscriber.email, reason is None, reason or ""))
+    return out
+
+
+# --- the whole command ------------------------------------------------------------------------
+
+
+def run_send(
+    *,
+    settings: Settings,
+    now: datetime,
+    ref: str | int | None = None,
+    sender: Sender | None = None,
+    policy: SendPolicy | None = None,
+    progress: Progress | None = None,
+) -> SendReport:
+    """Send an issue to every confirmed subscriber who has not had it; safe to re-run.
+
+    The first run puts one ledger row per recipient; every run sends the rows still due.
+    ``sender`` defaults to the SMTP pool from settings. Raises StateError for a cancelled or
+    missed issue, NotFound when there is no such issue, ConfigError for a bad DKIM key.
+    """
+    from digest.db import make_engine
+
+    engine = make_engine(settings)
+    try:
+        return _run_send(
+            engine,
+            settings=settings,
+            now=now,
+            ref=ref,
+            sender=sender,
+            policy=policy,
+            progress=progress,
+        )
+    finally:
+        engine.dispose()
+
+
+def _run_send(
+    engine: Engine,
+    *,
+    settings: Settings,
+    now: datetime,
+    ref: str | int | None,
+    sender: Sender | None,
+    policy: SendPolicy | None,
+    progress: Progress | None,
+) -> SendReport:
+    from digest.errors import StateError
+    from digest.send.smtp import SmtpPool
+    from digest.store import issues as issue_store
+
+    with session_scope(engine) as session:
+        issue = issue_store.get_issue(session, newsletter=settings.newsletter_id, ref=ref)
+        if issue.status in (IssueStatus.CANCELLED, IssueStatus.MISSED):
+            raise StateError(f"the issue for {issue.week} is {issue.status}; it will not be sent")
+        first_run = issue.status != IssueStatus.SENT
+        if first_run and issue.status != IssueStatus.SENDING:
+            issue.status, issue.send_started_at = IssueStatus.SENDING, now
+            session.add(issue)
+    assert issue.id is not None
+    enqueued = (
+        enqueue_recipients(engine, settings=settings, issue_id=issue.id, now=now)
+        if first_run
+        else 0
+    )
+
+    async def run() -> SendReport:
+        active: Sender = sender if sender is not None else SmtpPool(settings)
+        try:
+            return await deliver(
+                engine,
+                settings=settings,
+                issue=issue,
+                sender=active,
+                policy=policy,
+                progress=progress,
+            )
+        finally:
+            if sender is None:
+                await active.aclose()
+
+    report = asyncio.run(run())
+    report.enqueued = enqueued
     return report

@@ -1,14 +1,25 @@
-"""The delivery ledger: one row per (issue, subscriber), written before SMTP sees a message."""
+"""The delivery ledger: one row per (issue, subscriber), written before SMTP sees a message.
+
+States: queued → sending → sent | failed_temporary | failed_permanent | uncertain, and skipped
+(consent or suppression changed before the message went out). A row is ``sending`` only while
+one connection holds it; a process that dies leaves at most one such row per connection, which
+``mark_dead_workers_uncertain`` turns into ``uncertain`` on the next start.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select, update
 
 from digest.models import Delivery, DeliveryStatus, Subscriber
+
+S = DeliveryStatus
+TABLE: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 
 def enqueue(
@@ -22,11 +33,18 @@ def enqueue(
     if not subscribers:
         return 0
     rows = [
-        {"issue_id": issue_id, "subscriber_id": s.id, "email": s.email,
-         "status": DeliveryStatus.QUEUED.value, "attempts": 0, "created_at": now}
+        {
+            "issue_id": issue_id,
+            "subscriber_id": s.id,
+            "email": s.email,
+            "status": S.QUEUED.value,
+            "attempts": 0,
+            "created_at": now,
+        }
         for s in subscribers
-    ]  # fmt: skip
+    ]
     dialect = session.get_bind().dialect.name
+    stmt: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -35,68 +53,143 @@ def enqueue(
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(Delivery).values(rows).on_conflict_do_nothing()
-    result = session.execute(stmt)
-    return int(result.rowcount or 0)
+    # RETURNING counts what was inserted on every backend (rowcount is -1 on some drivers).
+    return len(session.execute(stmt.returning(col(Delivery.id))).all())
 
 
-def mark_interrupted_uncertain(session: Session, *, issue_id: int, before: datetime) -> int:
-    """Rows left in ``sending`` by a worker that died (claimed before ``before``) may or may
-    not have gone out: they become ``uncertain`` and are reported, never silently resent."""
-    result = session.execute(
-        update(Delivery)
-        .where(
-            col(Delivery.issue_id) == issue_id,
-            col(Delivery.status) == DeliveryStatus.SENDING.value,
-            col(Delivery.claimed_at) < before,
-        )
-        .values(status=DeliveryStatus.UNCERTAIN.value)
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row this worker now holds in ``sending``."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+
+
+def _due(*, now: datetime, max_attempts: int) -> sa.ColumnElement[bool]:
+    """Rows ready to send: queued, or a temporary failure whose backoff has passed."""
+    return sa.or_(
+        col(Delivery.status) == S.QUEUED.value,
+        sa.and_(
+            col(Delivery.status) == S.FAILED_TEMPORARY.value,
+            col(Delivery.next_attempt_at).is_not(None),
+            col(Delivery.next_attempt_at) <= now,
+            col(Delivery.attempts) < max_attempts,
+        ),
     )
-    return int(result.rowcount or 0)
 
 
 def claim(
-    session: Session, *, issue_id: int, limit: int, worker: str, now: datetime
-) -> list[Delivery]:
-    """Take up to ``limit`` queued rows for this worker and mark them ``sending``.
+    session: Session, *, issue_id: int, limit: int, worker: str, now: datetime, max_attempts: int
+) -> list[Claimed]:
+    """Move up to ``limit`` due rows to ``sending`` for ``worker``, in one statement.
 
-    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several workers claim disjoint rows at once.
-    The caller commits right after, before any message goes out.
+    ``UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING``: on
+    PostgreSQL several workers claim disjoint rows without waiting on each other; on SQLite the
+    single statement is atomic under its one-writer lock. The caller commits before sending.
     """
-    query = (
-        select(Delivery)
-        .where(Delivery.issue_id == issue_id, Delivery.status == DeliveryStatus.QUEUED.value)
+    if limit <= 0:
+        return []
+    pick = (
+        select(Delivery.id)
+        .where(col(Delivery.issue_id) == issue_id, _due(now=now, max_attempts=max_attempts))
         .order_by(col(Delivery.id))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = list(session.exec(query))
-    for row in rows:
-        row.status = DeliveryStatus.SENDING
-        row.claimed_at = now
-        row.worker = worker
-        row.attempts += 1
-        session.add(row)
-    session.flush()
-    return rows
+        pick = pick.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(TABLE)
+        .where(TABLE.c.id.in_(pick.scalar_subquery()))
+        .values(status=S.SENDING.value, worker=worker, claimed_at=now)
+        .returning(TABLE.c.id, TABLE.c.subscriber_id, TABLE.c.email, TABLE.c.attempts)
+    )
+    rows = session.execute(stmt).all()
+    return sorted(
+        (Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows),
+        key=lambda c: c.delivery_id,
+    )
 
 
-def finish(
-    session: Session,
-    *,
-    delivery_id: int,
-    status: DeliveryStatus,
-    now: datetime,
-    message_id: str | None = None,
-    code: int | None = None,
-    error: str | None = None,
-) -> None:
-    values: dict[str, object] = {"status": status.value, "last_code": code, "last_error": error}
-    if message_id is not None:
-        values["message_id"] = message_id
-    if status is DeliveryStatus.SENT:
-        values["sent_at"] = now
-    session.execute(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
+def record(session: Session, outcomes: Iterable[dict[str, Any]]) -> None:
+    """Write outcomes (dicts with ``id`` and the columns to set), one executemany per shape.
+
+    Each UPDATE only touches a row still in ``sending``: a row that another process already
+    marked ``uncertain`` keeps that state.
+    """
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        by_shape.setdefault(tuple(sorted(outcome)), []).append(outcome)
+    for keys, rows in by_shape.items():
+        # Typed bind parameters, so UTCDateTime stores datetimes as on every other path.
+        values = {k: sa.bindparam(f"v_{k}", type_=TABLE.c[k].type) for k in keys if k != "id"}
+        stmt = (
+            sa.update(TABLE)
+            .where(TABLE.c.id == sa.bindparam("v_id"), TABLE.c.status == S.SENDING.value)
+            .values(**values)
+        )
+        session.connection().execute(stmt, [{f"v_{k}": v for k, v in r.items()} for r in rows])
+
+
+def mark_dead_workers_uncertain(
+    session: Session, *, issue_id: int, is_dead: Callable[[str | None, datetime | None], bool]
+) -> int:
+    """Rows left in ``sending`` by a worker that is gone may or may not have gone out: they
+    become ``uncertain`` (reported, resent only on request). Returns how many."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.worker, Delivery.claimed_at).where(
+            col(Delivery.issue_id) == issue_id, col(Delivery.status) == S.SENDING.value
+        )
+    ).all()
+    dead = [int(r[0]) for r in rows if is_dead(r[1], r[2])]
+    for start in range(0, len(dead), 500):
+        session.execute(
+            update(Delivery)
+            .where(
+                col(Delivery.id).in_(dead[start : start + 500]),
+                col(Delivery.status) == S.SENDING.value,
+            )
+            .values(status=S.UNCERTAIN.value, last_error="interrupted while sending")
+        )
+    return len(dead)
+
+
+def requeue(
+    session: Session, *, issue_id: int, statuses: Sequence[DeliveryStatus], reset_attempts: bool
+) -> int:
+    """Put rows in ``statuses`` back to ``queued`` (retry-failed, --resend-uncertain)."""
+    values: dict[str, Any] = {"status": S.QUEUED.value, "next_attempt_at": None, "worker": None}
+    if reset_attempts:
+        values["attempts"] = 0
+    result = session.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.issue_id) == issue_id,
+            col(Delivery.status).in_([s.value for s in statuses]),
+        )
+        .values(**values)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def next_retry_at(session: Session, *, issue_id: int, max_attempts: int) -> datetime | None:
+    """When the earliest temporary failure that still has attempts left becomes due."""
+    value = session.execute(
+        select(sa.func.min(Delivery.next_attempt_at)).where(
+            col(Delivery.issue_id) == issue_id,
+            col(Delivery.status) == S.FAILED_TEMPORARY.value,
+            col(Delivery.attempts) < max_attempts,
+            col(Delivery.next_attempt_at).is_not(None),
+        )
+    ).scalar()
+    if value is None:
+        return None
+    # min() bypasses the column type on some backends: make it aware UTC like the model does.
+    from datetime import UTC
+
+    when: datetime = value
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def counts(session: Session, *, issue_id: int) -> dict[str, int]:
@@ -109,3 +202,84 @@ def counts(session: Session, *, issue_id: int) -> dict[str, int]:
         ).all()
     )
     return {s.value: int(found.get(s.value, 0)) for s in DeliveryStatus}
+
+
+@dataclass(frozen=True)
+class Rate:
+    last_minute: int
+    per_second: float  # over the whole send so far
+    first_sent_at: datetime | None
+    last_sent_at: datetime | None
+
+
+def rate(session: Session, *, issue_id: int, now: datetime) -> Rate:
+    """How fast the issue went out: sends in the last minute, and the average per second."""
+    first, last, total = session.execute(
+        select(sa.func.min(Delivery.sent_at), sa.func.max(Delivery.sent_at), sa.func.count()).where(
+            col(Delivery.issue_id) == issue_id, col(Delivery.status) == S.SENT.value
+        )
+    ).one()
+    recent = session.execute(
+        select(sa.func.count()).where(
+            col(Delivery.issue_id) == issue_id,
+            col(Delivery.status) == S.SENT.value,
+            col(Delivery.sent_at) >= now - timedelta(minutes=1),
+        )
+    ).scalar_one()
+    from datetime import UTC
+
+    first = first.replace(tzinfo=UTC) if first is not None and first.tzinfo is None else first
+    last = last.replace(tzinfo=UTC) if last is not None and last.tzinfo is None else last
+    span = (last - first).total_seconds() if first and last else 0.0
+    per_second = (total - 1) / span if span > 0 else 0.0
+    return Rate(int(recent), per_second, first, last)
+
+
+def sent_times(session: Session, *, since: datetime) -> list[float]:
+    """Epoch seconds of every send since ``since`` (all issues): seeds the hour/day quotas."""
+    rows = session.execute(
+        select(Delivery.sent_at).where(
+            col(Delivery.status) == S.SENT.value, col(Delivery.sent_at) >= since
+        )
+    ).scalars()
+    from datetime import UTC
+
+    return [(r if r.tzinfo else r.replace(tzinfo=UTC)).timestamp() for r in rows if r]
+
+
+def failures(session: Session, *, issue_id: int, limit: int = 50) -> list[Delivery]:
+    """Failed and uncertain rows with their codes, for the status table."""
+    return list(
+        session.exec(
+            select(Delivery)
+            .where(
+                col(Delivery.issue_id) == issue_id,
+                col(Delivery.status).in_(
+                    [S.FAILED_PERMANENT.value, S.FAILED_TEMPORARY.value, S.UNCERTAIN.value]
+                ),
+            )
+            .order_by(col(Delivery.id))
+            .limit(limit)
+        ).all()
+    )
+
+
+def queued_rows(
+    session: Session, *, issue_id: int, max_attempts: int, now: datetime
+) -> list[Delivery]:
+    """Rows a send would take now (for --dry-run)."""
+    return list(
+        session.exec(
+            select(Delivery)
+            .where(col(Delivery.issue_id) == issue_id, _due(now=now, max_attempts=max_attempts))
+            .order_by(col(Delivery.id))
+        ).all()
+    )
+
+
+def states_by_subscriber(session: Session, *, issue_id: int) -> dict[int, str]:
+    """subscriber id → this issue's delivery state (for --dry-run)."""
+    rows = session.execute(
+        select(Delivery.subscriber_id, Delivery.status).where(col(Delivery.issue_id) == issue_id)
+    ).all()
+    return {int(r[0]): str(r[1]) for r in rows}

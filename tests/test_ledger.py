@@ -1,0 +1,247 @@
+"""The send loop over the delivery ledger, on SQLite and PostgreSQL, with the in-memory sender."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+
+import dkim
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from digest import models
+from digest.db import session_scope
+from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, SubscriberStatus
+from digest.send.dkim import generate_key, key_file, make_default
+from digest.send.engine import (
+    SendPolicy,
+    SendReport,
+    deliver,
+    enqueue_recipients,
+    plan,
+    run_send,
+    send_test,
+)
+from digest.send.memory import MemorySender
+from digest.settings import Settings
+from digest.store import deliveries as ledger
+from digest.store.suppressions import add_suppression
+from digest.subscribers import consent
+from digest.subscribers.service import add_confirmed
+
+NOW = datetime(2017, 3, 17, 8, 0, tzinfo=UTC)
+S = DeliveryStatus
+FAST = SendPolicy(retry_base=0.01, retry_cap=0.05, wait_for_retries=5.0)
+HTML = '<p>Hello %%NAME%%</p>\n<p>News</p>\n<a href="%%UNSUBSCRIBE_URL%%">unsubscribe</a>\n'
+TEXT = "Hello %%NAME%%\n\nNews\n\nUnsubscribe: %%UNSUBSCRIBE_URL%%\n"
+
+
+def add_people(engine: Engine, settings: Settings, n: int, *, start: int = 0) -> list[str]:
+    emails = [f"reader{i:04d}@example.org" for i in range(start, start + n)]
+    with session_scope(engine) as session:
+        for i, email in enumerate(emails):
+            add_confirmed(session, settings=settings, email=email, name=f"Reader {start + i}",
+                          evidence="test", source="test", now=NOW)  # fmt: skip
+    return emails
+
+
+def add_issue(engine: Engine, settings: Settings, week: str = "2017-W11") -> Issue:
+    with session_scope(engine) as session:
+        issue = Issue(newsletter=settings.newsletter_id, week=week, subject="Five stories",
+                      html=HTML, text=TEXT, status=IssueStatus.APPROVED)  # fmt: skip
+        session.add(issue)
+        session.flush()
+        session.refresh(issue)
+    return issue
+
+
+def states(engine: Engine, issue_id: int) -> dict[str, str]:
+    with session_scope(engine) as session:
+        rows = session.exec(select(Delivery).where(Delivery.issue_id == issue_id)).all()
+        return {r.email: str(r.status) for r in rows}
+
+
+def send(
+    engine: Engine,
+    settings: Settings,
+    issue: Issue,
+    sender: MemorySender,
+    policy: SendPolicy = FAST,
+) -> SendReport:
+    enqueue_recipients(engine, settings=settings, issue_id=issue.id or 0, now=NOW)
+    return asyncio.run(
+        deliver(engine, settings=settings, issue=issue, sender=sender, policy=policy)
+    )
+
+
+def test_it_sends_every_confirmed_subscriber_exactly_once(
+    engine: Engine, settings: Settings
+) -> None:
+    emails = add_people(engine, settings, 25)
+    issue = add_issue(engine, settings)
+    sender = MemorySender()
+    report = send(engine, settings, issue, sender)
+    assert sorted(r[0] for _, r, _ in sender.sent) == emails
+    assert report.sent == 25 and report.counts["sent"] == 25
+    again = send(engine, settings, issue, sender)
+    assert again.sent == 0 and len(sender.sent) == 25
+    with session_scope(engine) as session:
+        assert session.get(Issue, issue.id).status == IssueStatus.SENT  # type: ignore[union-attr]
+
+
+def test_a_550_is_recorded_as_failed_permanent_with_code_and_text(
+    engine: Engine, settings: Settings
+) -> None:
+    emails = add_people(engine, settings, 3)
+    issue = add_issue(engine, settings)
+    sender = MemorySender()
+    sender.fail(emails[1], 550, "5.1.1 no such user")
+    report = send(engine, settings, issue, sender)
+    assert states(engine, issue.id or 0)[emails[1]] == "failed_permanent"
+    with session_scope(engine) as session:
+        row = session.exec(select(Delivery).where(Delivery.email == emails[1])).one()
+        assert row.last_code == 550 and "5.1.1 no such user" in (row.last_error or "")
+    assert report.sent == 2 and len(report.failed) == 1
+
+
+def test_a_temporary_failure_is_retried_with_backoff_and_sent_once(
+    engine: Engine, settings: Settings
+) -> None:
+    emails = add_people(engine, settings, 3)
+    issue = add_issue(engine, settings)
+    sender = MemorySender()
+    sender.fail(emails[0], 451, "4.3.0 try later", times=2)
+    send(engine, settings, issue, sender)
+    assert len(sender.to(emails[0])) == 1
+    with session_scope(engine) as session:
+        row = session.exec(select(Delivery).where(Delivery.email == emails[0])).one()
+        assert row.status == S.SENT and row.attempts == 3
+
+
+def test_retries_stop_after_max_attempts_and_retry_failed_requeues(
+    engine: Engine, settings: Settings
+) -> None:
+    emails = add_people(engine, settings, 2)
+    issue = add_issue(engine, settings)
+    sender = MemorySender()
+    sender.fail(emails[0], 451, "busy", times=3)
+    report = send(engine, settings, issue, sender, SendPolicy(max_attempts=3, retry_base=0.01,
+                                                                retry_cap=0.02))  # fmt: skip
+    assert states(engine, issue.id or 0)[emails[0]] == "failed_temporary"
+    assert report.counts["failed_temporary"] == 1
+    with session_scope(engine) as session:
+        assert ledger.requeue(session, issue_id=issue.id or 0, statuses=[S.FAILED_TEMPORARY],
+                              reset_attempts=True) == 1  # fmt: skip
+    send(engine, settings, issue, sender)
+    assert states(engine, issue.id or 0)[emails[0]] == "sent"
+    assert len(sender.to(emails[0])) == 1
+
+
+def test_consent_is_rechecked_right_before_sending(engine: Engine, settings: Settings) -> None:
+    emails = add_people(engine, settings, 3)
+    issue = add_issue(engine, settings)
+    enqueue_recipients(engine, settings=settings, issue_id=issue.id or 0, now=NOW)
+    with session_scope(engine) as session:
+        from digest.store.subscribers import subscriber_by_email
+
+        gone = subscriber_by_email(session, emails[0])
+        assert gone is not None
+        consent.transition(session, gone, SubscriberStatus.UNSUBSCRIBED, source="test", now=NOW,
+                           list_id=settings.newsletter_id)  # fmt: skip
+        add_suppression(session, email_hash=consent.email_hash(emails[1]), scope="global",
+                        reason="complaint", now=NOW)  # fmt: skip
+    sender = MemorySender()
+    report = send(engine, settings, issue, sender)
+    assert [r[0] for _, r, _ in sender.sent] == [emails[2]]
+    assert states(engine, issue.id or 0)[emails[0]] == "skipped"
+    assert states(engine, issue.id or 0)[emails[1]] == "skipped"
+    assert {e for e, _ in report.skipped} == {emails[0], emails[1]}
+
+
+def test_rows_left_sending_by_a_dead_worker_become_uncertain_and_are_not_resent(
+    engine: Engine, settings: Settings
+) -> None:
+    emails = add_people(engine, settings, 4)
+    issue = add_issue(engine, settings)
+    enqueue_recipients(engine, settings=settings, issue_id=issue.id or 0, now=NOW)
+    import socket
+
+    dead = f"{socket.gethostname()}:999999999:dead"
+    alive = f"{socket.gethostname()}:{os.getppid()}:alive"
+    with session_scope(engine) as session:
+        for email, worker in ((emails[0], dead), (emails[1], alive)):
+            session.execute(sa.update(Delivery).where(Delivery.email == email)  # type: ignore[arg-type]
+                            .values(status="sending", worker=worker, claimed_at=NOW))  # fmt: skip
+    sender = MemorySender()
+    report = asyncio.run(
+        deliver(engine, settings=settings, issue=issue, sender=sender, policy=FAST)
+    )
+    got = states(engine, issue.id or 0)
+    assert got[emails[0]] == "uncertain" and got[emails[1]] == "sending"
+    assert sorted(r[0] for _, r, _ in sender.sent) == emails[2:]
+    assert report.uncertain == 1
+    again = asyncio.run(deliver(engine, settings=settings, issue=issue, sender=sender,
+                                policy=SendPolicy(resend_uncertain=True)))  # fmt: skip
+    assert again.resent_uncertain == 1 and len(sender.to(emails[0])) == 1
+
+
+def test_a_dead_relay_pauses_the_send_and_keeps_rows_queued(
+    engine: Engine, settings: Settings
+) -> None:
+    add_people(engine, settings, 5)
+    issue = add_issue(engine, settings)
+    report = send(engine, settings, issue, MemorySender(down=True))
+    assert report.paused and "down" in report.paused
+    assert set(states(engine, issue.id or 0).values()) == {"queued"}
+    assert report.sent == 0 and not report.failed
+
+
+def test_messages_are_dkim_signed_with_the_keygen_default(
+    engine: Engine, settings: Settings
+) -> None:
+    add_people(engine, settings, 2)
+    issue = add_issue(engine, settings)
+    path = key_file(settings.data_dir, selector="s1", domain="news.example.org")
+    txt = generate_key(path=path)
+    make_default(data_dir=settings.data_dir, selector="s1", domain="news.example.org", key=path)
+    sender = MemorySender()
+    send(engine, settings, issue, sender)
+    table = {b"s1._domainkey.news.example.org.": txt.encode()}
+    for _, _, message in sender.sent:
+        assert dkim.verify(message, dnsfunc=lambda n, timeout=5: table.get(n))
+
+
+def test_the_dry_run_plan_names_who_is_skipped_and_why(engine: Engine, settings: Settings) -> None:
+    emails = add_people(engine, settings, 2)
+    issue = add_issue(engine, settings)
+    with session_scope(engine) as session:
+        add_suppression(session, email_hash=consent.email_hash(emails[0]), scope="global",
+                        reason="hard_bounce", now=NOW)  # fmt: skip
+    rows = {r.email: r for r in plan(engine, settings=settings, issue_id=issue.id or 0)}
+    assert rows[emails[0]].send is False and "suppressed" in rows[emails[0]].reason
+    assert rows[emails[1]].send is True
+    assert states(engine, issue.id or 0) == {}
+
+
+def test_a_test_copy_touches_no_ledger_row(engine: Engine, settings: Settings) -> None:
+    add_people(engine, settings, 2)
+    issue = add_issue(engine, settings)
+    sender = MemorySender()
+    asyncio.run(send_test(engine, settings=settings, issue=issue, address="Editor@Example.com",
+                          sender=sender, now=NOW))  # fmt: skip
+    assert [r for _, r, _ in sender.sent] == [("editor@example.com",)]
+    assert states(engine, issue.id or 0) == {}
+    with session_scope(engine) as session:
+        assert session.exec(select(models.TestSend)).one().email == "editor@example.com"
+
+
+def test_run_send_enqueues_sends_and_reports_counts(settings: Settings, engine: Engine) -> None:
+    add_people(engine, settings, 4)
+    add_issue(engine, settings)
+    report = run_send(settings=settings, now=NOW, sender=MemorySender(), policy=FAST)
+    assert report.enqueued == 4 and report.sent == 4
+    with session_scope(engine) as session:
+        rate = ledger.rate(session, issue_id=1, now=datetime.now(UTC) + timedelta(seconds=1))
+    assert rate.last_minute == 4
