@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from digest.bounces.apply import process
-from digest.bounces.sources import ImapMailbox, Incoming, drain
+from digest.bounces.apply import poll_mailbox
+from digest.bounces.sources import ImapMailbox
 from digest.models import Bounce
 from digest.settings import Settings
 
@@ -115,20 +115,12 @@ def test_it_handles_the_bounces_and_moves_them_to_the_processed_folder(
         for n in (1, 2):
             box.append(bounce(n), "INBOX")
 
-    handled: list[Incoming] = []
-
-    def handle(message: Incoming) -> None:
-        handled.append(message)
-        process([message], settings=cfg, now=dt.datetime.now(dt.UTC), engine=engine)
-
     with ImapMailbox(cfg, ssl_context=context) as mailbox:
-        count = drain(mailbox, handle, dry_run=False)
+        report = poll_mailbox(settings=cfg, engine=engine, mailbox=mailbox,
+                              clock=lambda: dt.datetime.now(dt.UTC))  # fmt: skip
 
-    assert count == 2
-    assert sorted(m.source for m in handled) == [
-        "<imap-1@mx.example.net>",
-        "<imap-2@mx.example.net>",
-    ]
+    assert report.messages == 2
+    assert [o.action for o in report.outcomes] == ["suppressed (no subscriber)"] * 2
     assert sorted(b.email for b in session.exec(select(Bounce)).all()) == [
         "gone1@example.net",
         "gone2@example.net",

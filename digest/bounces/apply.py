@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from digest.bounces.classify import Verdict, explain
 from digest.bounces.parse import BounceRecord, parse_report
-from digest.bounces.sources import Incoming, message_id_of
+from digest.bounces.sources import ImapMailbox, Incoming, Mailbox, drain, message_id_of
 from digest.bounces.verp import delivery_id_from_token
 from digest.models import Bounce, BounceKind, Delivery, Subscriber, SubscriberStatus
 from digest.settings import Settings
@@ -114,6 +114,35 @@ def process(
                 if alert and alert not in report.alerts:
                     log.warning(alert)
                     report.alerts.append(alert)
+    return report
+
+
+def poll_mailbox(
+    *,
+    settings: Settings,
+    engine: Engine | None,
+    clock: Callable[[], datetime],
+    dry_run: bool = False,
+    mailbox: Mailbox | None = None,
+) -> ProcessReport:
+    """Handle everything in the bounce mailbox (IMAP from the settings unless ``mailbox`` is
+    given), one message per transaction, moving each handled message to the processed folder.
+    For ``digest bounces process --imap`` and the scheduler's polling job. Raises SourceError
+    when the mailbox cannot be reached, ConfigError when none is configured."""
+    report = ProcessReport()
+
+    def handle(message: Incoming) -> None:
+        one = process([message], settings=settings, now=clock(), engine=engine, dry_run=dry_run)
+        report.messages += one.messages
+        report.outcomes += one.outcomes
+        report.not_bounces += one.not_bounces
+        report.alerts += [a for a in one.alerts if a not in report.alerts]
+
+    if mailbox is not None:
+        drain(mailbox, handle, dry_run=dry_run)
+        return report
+    with ImapMailbox(settings) as imap:
+        drain(imap, handle, dry_run=dry_run)
     return report
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 from rich.table import Table
 
@@ -11,9 +9,6 @@ from digest.cli import app
 from digest.cli.common import console, err_console, now, print_json, settings
 from digest.errors import InputError
 from digest.models import BounceKind
-
-if TYPE_CHECKING:
-    from digest.bounces.apply import ProcessReport
 
 bounces_app = typer.Typer(
     help="Bounces and complaints: read them, act on them, report on them.", no_args_is_help=True
@@ -42,23 +37,16 @@ def process_cmd(
     Examples: digest bounces process ./bounces/ --dry-run --json;
     digest bounces process --imap (handled mail moves to the Processed folder)
     """
-    from digest.bounces.apply import ProcessReport, process  # noqa: F811
-    from digest.bounces.sources import ImapMailbox, Incoming, drain, read_path
+    from digest.bounces.apply import poll_mailbox, process
+    from digest.bounces.sources import read_path
     from digest.db import make_engine
 
     cfg = settings()
     if imap == (path is not None):
         raise InputError("give a PATH (file, folder, Maildir, mbox or -) or --imap, not both")
     engine = None if dry_run else make_engine(cfg)
-    report = ProcessReport()
     if imap:
-        with ImapMailbox(cfg) as box:
-            # One message at a time, so each is moved only after its changes are committed.
-            def handle(message: Incoming) -> None:
-                one = process([message], settings=cfg, now=now(), engine=engine, dry_run=dry_run)
-                _merge(report, one)
-
-            drain(box, handle, dry_run=dry_run)
+        report = poll_mailbox(settings=cfg, engine=engine, clock=now, dry_run=dry_run)
     else:
         report = process(read_path(path), settings=cfg, now=now(), engine=engine, dry_run=dry_run)
     for alert in report.alerts:
@@ -76,13 +64,6 @@ def process_cmd(
         f"{report.messages} messages, {len(report.outcomes)} bounced recipients{skipped}{mode}",
         highlight=False,
     )
-
-
-def _merge(into: ProcessReport, one: ProcessReport) -> None:
-    into.messages += one.messages
-    into.outcomes += one.outcomes
-    into.not_bounces += one.not_bounces
-    into.alerts += [a for a in one.alerts if a not in into.alerts]
 
 
 @bounces_app.command("list")
