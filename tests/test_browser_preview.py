@@ -44,7 +44,7 @@ pytestmark = [
 def server(settings: Settings, engine: Engine) -> Iterator[tuple[str, Settings]]:
     """The real app under uvicorn in a thread; yields its base URL and settings."""
     web_settings = settings.model_copy(update={"operator_password": SecretStr(PASSWORD)})
-    for base in serve(web_settings):
+    for base in serve(web_settings, engine=engine):
         yield base, web_settings
 
 

@@ -68,12 +68,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(settings: Settings) -> Iterator[str]:
-    """Run the real app under uvicorn in a thread; yield its base URL, stop it afterwards."""
+def serve(settings: Settings, *, engine: Engine) -> Iterator[str]:
+    """Run the real app under uvicorn in a thread; yield its base URL, stop it afterwards.
+
+    The app uses the test's engine (disposed by its fixture), so no pooled connection outlives
+    the test.
+    """
+    app = create_app(settings)
+    app.state.engine = engine
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -91,7 +95,7 @@ def serve(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def client(web_settings: Settings, engine: Engine) -> Iterator[httpx.Client]:
-    for base in serve(web_settings):
+    for base in serve(web_settings, engine=engine):
         with httpx.Client(base_url=base, timeout=30) as c:
             yield c
 
