@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from digest.db import make_engine, session_scope
 from digest.errors import StateError
 from digest.ingest.run import IngestReport, Item, expand, host_of, items_in, store_items
-from digest.models import Article, Issue, IssueItem, IssueStatus
+from digest.models import Article, EditKind, Issue, IssueItem, IssueStatus
 from digest.send.engine import SendReport
 from digest.settings import Settings
 from digest.store import articles as article_store
 from digest.store import issues as issue_store
+
+if TYPE_CHECKING:
+    from digest.select import Candidate
 
 
 # --- ingest ---------------------------------------------------------------------------------
@@ -99,15 +103,23 @@ def week_key(moment: datetime, *, settings: Settings) -> str:
 
 
 def build_issue(
-    *, settings: Settings, now: datetime, week: str | None = None, force: bool = False
+    *,
+    settings: Settings,
+    now: datetime,
+    week: str | None = None,
+    force: bool = False,
+    window: tuple[datetime, datetime] | None = None,
 ) -> BuildResult:
     """Select the week's highlights, render them once and freeze them as the week's issue.
 
     Without ``week`` the window is the seven days before the next send time. A draft is
     rebuilt (and the result says what changed); any other status raises StateError. Too few
-    stories raise StateError unless ``force``; none at all builds nothing.
+    stories raise StateError unless ``force``; none at all builds nothing. ``window`` overrides
+    the week's [start, end) (an edited draft is rebuilt over its own window). The editor's
+    pins, drops, moves and wording on a draft are re-applied.
     """
-    from digest.select import SelectionOptions, select_highlights, week_window
+    from digest.select import Edits, SelectionOptions, apply_edits, select_highlights, week_window
+    from digest.store import items as item_store
 
     if week is None:
         send_at = next_send_time(now, settings=settings)
@@ -115,6 +127,8 @@ def build_issue(
         week = week_key(send_at, settings=settings)
     else:
         start, end = iso_week_window(week, settings=settings)
+    if window is not None:
+        start, end = window
 
     engine = make_engine(settings)
     with session_scope(engine) as session:
@@ -123,11 +137,18 @@ def build_issue(
             raise StateError(
                 f"the issue for {week} is {existing.status}; only a draft can be rebuilt"
             )
+        edits = item_store.edits_of(session, existing.id) if existing and existing.id else Edits()
         rows = article_store.published_between(session, start=start, end=end)
+        in_window = {a.id for a in rows}  # a pinned article from outside the week still counts
+        rows += item_store.articles_by_id(session, [i for i in edits.pinned if i not in in_window])
         options = SelectionOptions.from_settings(settings)
-        selection = select_highlights(
-            [_candidate(a, settings=settings) for a in rows], now=now, options=options
-        )
+        selection = apply_edits(
+            select_highlights(
+                [_candidate(a, settings=settings) for a in rows], now=now, options=options,
+                pinned=edits.pinned, dropped=edits.dropped,
+            ),
+            edits,
+        )  # fmt: skip
         if selection.stories == 0 or not selection.picks:
             return BuildResult(None, len(rows), 0, 0, f"no articles in {week}: nothing built")
         if selection.stories < settings.min_stories and not force:
@@ -151,6 +172,7 @@ def build_issue(
                 also_reported_by=list(pick.also_reported_by),
                 score=pick.score,
                 score_parts=dict(pick.score_parts),
+                pinned=pick.article_id in edits.pinned,
             )
             for position, pick in enumerate(selection.picks, start=1)
         ]
@@ -158,6 +180,7 @@ def build_issue(
         before = _item_titles(session, issue)
         issue.subject, issue.preheader = selection.subject, selection.preheader
         issue.window_start, issue.window_end = start, end
+        issue.left_out = [asdict(x) for x in selection.left_out[:LEFT_OUT_KEPT]]
         _render_into(issue, items, settings=settings, issue_date=end.date() - timedelta(days=1))
         issue.built_at = now
         session.add(issue)
@@ -174,7 +197,59 @@ def build_issue(
         )  # fmt: skip
 
 
-def _candidate(article: Article, *, settings: Settings) -> object:
+LEFT_OUT_KEPT = 30  # the best stories left out, kept with the issue for `digest issue explain`
+
+
+def edit_issue(
+    *,
+    settings: Settings,
+    now: datetime,
+    ref: str | int | None,
+    kind: EditKind,
+    article_id: int | None = None,
+    item: int | None = None,
+    position: int | None = None,
+    text: str | None = None,
+) -> BuildResult:
+    """Record an editor's change on a draft (pin, drop, move, blurb, subject, preheader), then
+    rebuild the draft over its own window and as of its build time, so only the edit (and any
+    article ingested since) changes it. ``item`` is a 1-based position in the issue.
+
+    Raises StateError for an issue that is not a draft, NotFound for an unknown issue, item or
+    article, InputError for empty wording.
+    """
+    from digest.errors import InputError
+    from digest.store import items as item_store
+
+    if kind in (EditKind.BLURB, EditKind.SUBJECT, EditKind.PREHEADER) and not (text or "").strip():
+        raise InputError(f"the new {kind} is empty; give the text in quotes")
+    engine = make_engine(settings)
+    try:
+        with session_scope(engine) as session:
+            issue = issue_store.get_issue(session, newsletter=settings.newsletter_id, ref=ref)
+            item_store.require_draft(issue)
+            assert issue.id is not None
+            if item is not None:
+                article_id = item_store.item_at(session, issue=issue, position=item).article_id
+            elif article_id is not None:
+                item_store.article(session, article_id)
+            item_store.record_edit(
+                session, issue_id=issue.id, kind=kind, now=now, article_id=article_id,
+                position=position, text=text.strip() if text else None,
+            )  # fmt: skip
+            week, built_at = issue.week, issue.built_at or now
+            window = (issue.window_start, issue.window_end)
+    finally:
+        engine.dispose()  # one engine per call: give its connections back now
+    result = build_issue(
+        settings=settings, now=built_at, week=week, force=True,
+        window=window if window[0] and window[1] else None,  # type: ignore[arg-type]
+    )  # fmt: skip
+    what = f"{kind} of article {article_id}" if article_id is not None else f"new {kind}"
+    return replace(result, message=f"{what} recorded; {result.message}")
+
+
+def _candidate(article: Article, *, settings: Settings) -> Candidate:
     from digest.select import Candidate
 
     assert article.id is not None

@@ -38,6 +38,7 @@ from digest.cli import demo as _demo  # noqa: E402,F401
 from digest.cli import extract as _extract  # noqa: E402,F401
 from digest.cli import ingest as _ingest  # noqa: E402,F401
 from digest.cli import issue as _issue  # noqa: E402,F401
+from digest.cli import issue_edit as _issue_edit  # noqa: E402,F401
 from digest.cli import issue_schedule as _issue_schedule  # noqa: E402,F401
 from digest.cli import scheduler as _scheduler  # noqa: E402,F401
 from digest.cli import subscribers as _subscribers  # noqa: E402,F401

@@ -226,7 +226,7 @@ def select_highlights(
 
     picks = [
         _pick(cands, stories[pool[position]], scores[pool[position]], option, options=options)
-        for position, option in outcome.picks
+        for position, option in _pins_by_score(outcome.picks, entries, scores, pool)
     ]
     ordered = _in_section_order(picks, options.section_order)
     left_out = [
@@ -288,6 +288,24 @@ def _pool(
             )
         )
     return entries, pool
+
+
+def _pins_by_score(
+    chosen: Sequence[tuple[int, Option]],
+    entries: Sequence[Entry],
+    scores: Sequence[StoryScore],
+    pool: Sequence[int],
+) -> list[tuple[int, Option]]:
+    """The picks in reading order: the MMR order, with each pinned story (chosen first, to be
+    sure of its place) moved to where its score puts it. A pin guarantees a place, not the top."""
+    ordered = [c for c in chosen if not entries[c[0]].pinned]
+    for pick in (c for c in chosen if entries[c[0]].pinned):
+        score = scores[pool[pick[0]]].score
+        at = next(
+            (k for k, c in enumerate(ordered) if scores[pool[c[0]]].score < score), len(ordered)
+        )
+        ordered.insert(at, pick)
+    return ordered
 
 
 def _pick(

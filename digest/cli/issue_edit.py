@@ -1,0 +1,169 @@
+"""`digest issue pin|drop|move|blurb|subject|preheader|explain`: an editor's hand on a draft.
+
+Every change is stored and re-applied whenever the draft is rebuilt, so a pin or a drop
+survives `digest issue build`. Sent (or approved, sending) issues are frozen: editing one is
+refused with one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from digest.cli import issue_app
+from digest.cli.common import console, now, print_json, settings
+from digest.models import EditKind
+
+ISSUE_HELP = "Issue id or week, e.g. 2017-W11 (default: the latest)."
+
+
+def _edit(
+    kind: EditKind,
+    *,
+    issue: str | None,
+    article_id: int | None = None,
+    item: int | None = None,
+    position: int | None = None,
+    text: str | None = None,
+) -> None:
+    from digest.pipeline import edit_issue
+
+    result = edit_issue(
+        settings=settings(),
+        now=now(),
+        ref=issue,
+        kind=kind,
+        article_id=article_id,
+        item=item,
+        position=position,
+        text=text,
+    )
+    console.print(result.message, highlight=False)
+    for change in result.changes:
+        console.print(f"  {change}", highlight=False, markup=False)
+
+
+@issue_app.command("pin")
+def pin(
+    issue: str = typer.Argument(..., help=ISSUE_HELP),
+    article_id: int = typer.Argument(..., help="Id of the article to keep in the issue."),
+) -> None:
+    """Always include an article (shown through that very article), even on rebuilds.
+
+    Example: digest issue pin 2017-W11 412
+    """
+    _edit(EditKind.PIN, issue=issue, article_id=article_id)
+
+
+@issue_app.command("drop")
+def drop(
+    issue: str = typer.Argument(..., help=ISSUE_HELP),
+    article_id: int = typer.Argument(..., help="Id of an article of the story to leave out."),
+) -> None:
+    """Leave a story out (the article's whole story), even on rebuilds; the next best fills in.
+
+    Example: digest issue drop 2017-W11 412
+    """
+    _edit(EditKind.DROP, issue=issue, article_id=article_id)
+
+
+@issue_app.command("move")
+def move(
+    item: int = typer.Argument(..., help="Item number, as `digest issue show` lists it."),
+    to: int = typer.Option(..., "--to", min=1, help="New position (1 = first)."),
+    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+) -> None:
+    """Move an item to another position.
+
+    Example: digest issue move 5 --to 1 --issue 2017-W11
+    """
+    _edit(EditKind.MOVE, issue=issue, item=item, position=to)
+
+
+@issue_app.command("blurb")
+def blurb(
+    item: int = typer.Argument(..., help="Item number, as `digest issue show` lists it."),
+    text: str = typer.Argument(..., help="The new blurb."),
+    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+) -> None:
+    """Replace an item's blurb with your own words.
+
+    Example: digest issue blurb 2 "Scotland asks for a second vote." --issue 2017-W11
+    """
+    _edit(EditKind.BLURB, issue=issue, item=item, text=text)
+
+
+@issue_app.command("subject")
+def subject(
+    text: str = typer.Argument(..., help="The new subject line (about 70 characters show)."),
+    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+) -> None:
+    """Replace the generated subject line.
+
+    Example: digest issue subject "Scotland, the Dutch vote and a rocket test" --issue 2017-W11
+    """
+    _edit(EditKind.SUBJECT, issue=issue, text=text)
+
+
+@issue_app.command("preheader")
+def preheader(
+    text: str = typer.Argument(..., help="The new preheader (about 110 characters show)."),
+    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+) -> None:
+    """Replace the generated preheader (the grey line after the subject in the inbox).
+
+    Example: digest issue preheader "Also: Chuck Berry; Orly airport" --issue 2017-W11
+    """
+    _edit(EditKind.PREHEADER, issue=issue, text=text)
+
+
+@issue_app.command("explain")
+def explain(
+    issue: str = typer.Argument(None, help=ISSUE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    left_out: int = typer.Option(10, "--left-out", min=0, help="How many left-out stories."),
+) -> None:
+    """Why each item was picked (its score parts) and the best stories left out, with why.
+
+    Example: digest issue explain 2017-W11 --json
+    """
+    from digest.db import make_engine, session_scope
+    from digest.store.items import explanation
+
+    cfg = settings()
+    with session_scope(make_engine(cfg)) as session:
+        data = explanation(session, newsletter=cfg.newsletter_id, ref=issue, left_out=left_out)
+    if as_json:
+        print_json(data)
+        return
+    _print_explanation(data)
+
+
+def _print_explanation(data: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{data['subject']}[/bold]  ({data['week']}, {data['status']})", highlight=False
+    )
+    parts = ["coverage", "recency", "source", "boost", "quality"]
+    table = Table("#", "article", "title", "source", "score", *parts, "editor")
+    for item in data["items"]:
+        table.add_row(
+            str(item["position"]),
+            str(item["article_id"]),
+            item["title"],
+            item["source"],
+            f"{item['score']:.3f}",
+            *(f"{item['score_parts'].get(p, 0.0):.3f}" for p in parts),
+            ", ".join(item["editor"]),
+        )
+    console.print(table)
+    if data["left_out"]:
+        console.print("\n[bold]Best stories left out[/bold]")
+        out = Table("article", "title", "source", "score", "why")
+        for row in data["left_out"]:
+            out.add_row(
+                str(row["article_id"]), row["title"], row["source"], f"{row['score']:.3f}",
+                row["reason"],
+            )  # fmt: skip
+        console.print(out)
