@@ -14,16 +14,9 @@ from sqlmodel import select
 from digest import models
 from digest.db import session_scope
 from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, SubscriberStatus
+from digest.send.commands import plan, run_send, send_test
 from digest.send.dkim import generate_key, key_file, make_default
-from digest.send.engine import (
-    SendPolicy,
-    SendReport,
-    deliver,
-    enqueue_recipients,
-    plan,
-    run_send,
-    send_test,
-)
+from digest.send.engine import SendPolicy, SendReport, deliver, enqueue_recipients
 from digest.send.memory import MemorySender
 from digest.settings import Settings
 from digest.store import deliveries as ledger

@@ -123,16 +123,4 @@ def preview(
         if not display_available() or not webbrowser.open(html_path.resolve().as_uri()):
             console.print("no browser available here; open the file above yourself")
 
-
-@issue_app.command("send")
-def send(
-    issue: str = typer.Argument(None, help="Issue id or week (default: the latest)."),
-) -> None:
-    """Send the issue to every confirmed subscriber who has not had it yet (resumable).
-
-    Example: DIGEST_SMTP_HOST=127.0.0.1 DIGEST_SMTP_PORT=8025 digest issue send 2017-W11
-    """
-    from digest.pipeline import send_issue
-
-    report = send_issue(settings=settings(), ref=issue, now=now())
-    console.print(report.summary(), highlight=False)
+# `digest issue send|status|retry-failed` live in digest/cli/issue_send.py.
