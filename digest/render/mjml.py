@@ -4,6 +4,8 @@ MRML differs from the official mjml in ways that matter for mail (measured in be
 see /work/shared/EMAIL.md): it writes no ``alt`` on an ``<mj-image>`` without one, accepts
 unknown tags silently, and nests HTML comments inside Outlook conditionals. So comments are
 stripped, and every ``<img>`` is checked here; the official validator runs in the tests.
+MRML also rejects spaces between two tags in ``<mj-head>`` unless a newline is among them
+("unexpected token in root template"): templates keep head elements on lines of their own.
 """
 
 from __future__ import annotations
