@@ -9,6 +9,7 @@ both cookies are ``HttpOnly`` and ``SameSite=Lax``, and ``Secure`` whenever the 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from typing import Any
@@ -24,6 +25,7 @@ SESSION_COOKIE = "digest_operator"
 CSRF_COOKIE = "digest_csrf"
 CSRF_FIELD = "csrf_token"
 SESSION_HOURS = 12
+WRONG_PASSWORD_PAUSE = 1.0  # seconds
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
@@ -140,6 +142,8 @@ async def login(request: Request) -> Response:
     password = _settings(request).operator_password.get_secret_value()
     given = str(form.get("password") or "")
     if not password or not hmac.compare_digest(given.encode(), password.encode()):
+        # A pause per wrong guess slows password guessing without any state to keep.
+        await asyncio.sleep(WRONG_PASSWORD_PAUSE)
         return login_page(request, next_path=next_path, error="Wrong password.", status=401)
     response = RedirectResponse(next_path, status_code=303)
     session = _serializer(_settings(request), "session").dumps({"op": 1})
