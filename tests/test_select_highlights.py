@@ -278,3 +278,26 @@ def test_editor_blurbs_moves_and_subject_are_applied_after_selection() -> None:
     assert edited.subject == "Our pick of the week"
     assert edited.preheader == selection.preheader
     assert apply_edits(selection, Edits()) == selection
+
+
+def test_a_week_dominated_by_one_outlet_still_fills_the_issue_from_the_others() -> None:
+    base = NOW - timedelta(days=1)
+    busy = [
+        Candidate(
+            article_id=k, title=f"Item {k} about topic{k} matters{k}", body=f"Word{k} " * 50,
+            url=f"https://big.example/{k}", source="big.example", published=base,
+            first_seen=base, boost=1.0,
+        )
+        for k in range(1, 200)
+    ]  # fmt: skip
+    small = [
+        Candidate(
+            article_id=1000 + k, title=f"Small {k} story{k} thing{k}", body=f"Other{k} " * 50,
+            url=f"https://s{k}.example/{k}", source=f"s{k}.example", published=base,
+            first_seen=base,
+        )
+        for k in range(9)
+    ]  # fmt: skip
+    selection = select_highlights(busy + small, now=NOW, options=SelectionOptions(items=12))
+    assert len(selection.picks) == 12
+    assert sum(p.source == "big.example" for p in selection.picks) == 3

@@ -210,19 +210,27 @@ def select_highlights(
         weights=options.weights,
         half_life_hours=options.recency_half_life_hours,
     )
-    entries, pool = _pool(cands, clustering, live, scores, pinned=pinned, options=options)
-    centroids = clustering.centroids([live[p] for p in pool])
-    similarity = np.asarray((centroids @ centroids.T).todense())
-    np.fill_diagonal(similarity, 0.0)
-    outcome = choose(
-        entries,
-        similarity,
-        items=options.items,
-        max_per_outlet=outlet_cap(items=options.items, share=options.max_outlet_share),
-        section_quota=options.section_quota,
-        diversity=options.diversity,
-        duplicate=DUPLICATE_SIMILARITY,
-    )
+    size = max(POOL_PER_ITEM * options.items, 60)
+    while True:
+        entries, pool = _pool(
+            cands, clustering, live, scores, pinned=pinned, options=options, size=size
+        )
+        centroids = clustering.centroids([live[p] for p in pool])
+        similarity = np.asarray((centroids @ centroids.T).todense())
+        np.fill_diagonal(similarity, 0.0)
+        outcome = choose(
+            entries,
+            similarity,
+            items=options.items,
+            max_per_outlet=outlet_cap(items=options.items, share=options.max_outlet_share),
+            section_quota=options.section_quota,
+            diversity=options.diversity,
+            duplicate=DUPLICATE_SIMILARITY,
+        )
+        # Caps and quotas can exhaust the pool (a week dominated by one outlet): look deeper.
+        if len(outcome.picks) >= options.items or size >= len(live):
+            break
+        size *= 4
 
     picks = [
         _pick(cands, stories[pool[position]], scores[pool[position]], option, options=options)
@@ -233,7 +241,7 @@ def select_highlights(
         _left_out(cands, entries, scores[pool[position]], reason, position)
         for position, reason in sorted(outcome.reasons.items())
     ] + _dropped(cands, clustering, dropped_ids)
-    titles = [p.title for p in picks]  # selection order: pins first, then by marginal relevance
+    titles = [p.title for p in picks]  # reading order before sections: the top story first
     return Selection(
         picks=ordered,
         left_out=left_out,
@@ -251,6 +259,7 @@ def _pool(
     *,
     pinned: Sequence[int],
     options: SelectionOptions,
+    size: int,
 ) -> tuple[list[Entry], list[int]]:
     """MMR entries for the top stories (plus every pinned one), best first; and for each entry
     the index into ``live``/``scores`` it stands for."""
@@ -265,7 +274,6 @@ def _pool(
     ranked = sorted(
         range(len(live)), key=lambda k: (-scores[k].score, clustering.stories[live[k]][0])
     )
-    size = max(POOL_PER_ITEM * options.items, 60)
     pool = ranked[:size] + [k for k in ranked[size:] if k in pins]
     top = max((scores[k].score for k in pool), default=0.0)
     low = min((scores[k].score for k in pool), default=0.0)
