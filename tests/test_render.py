@@ -116,6 +116,14 @@ def test_no_external_stylesheet_script_or_font_is_loaded(rendered: Rendered) -> 
     assert "@import" not in html
 
 
+def test_every_link_keeps_its_colour_where_clients_drop_style_blocks(rendered: Rendered) -> None:
+    # MRML leaves <mj-style> in a <style> block; Gmail's app drops those for some accounts.
+    # Text links only: the anchors MRML wraps around images need no colour.
+    links = re.findall(r"<a\b([^>]*)>[^<]+</a>", personal_html(rendered))
+    assert len(links) > 25
+    assert all('style="color:' in attrs for attrs in links), links
+
+
 def test_the_footer_carries_address_reason_and_all_three_links(
     rendered: Rendered, settings: Settings
 ) -> None:
