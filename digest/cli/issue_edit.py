@@ -141,29 +141,37 @@ def explain(
     _print_explanation(data)
 
 
+def _parts(parts: dict[str, float]) -> str:
+    """ "coverage 0.42 · recency 0.15 · ..." without the parts that added nothing."""
+    return " \u00b7 ".join(f"{name} {value:.2f}" for name, value in parts.items() if value)
+
+
 def _print_explanation(data: dict[str, Any]) -> None:
     console.print(
         f"[bold]{data['subject']}[/bold]  ({data['week']}, {data['status']})", highlight=False
     )
-    parts = ["coverage", "recency", "source", "boost", "quality"]
-    table = Table("#", "article", "title", "source", "score", *parts, "editor")
+    table = Table("#", "article", "title", "source", "score", "why (score parts)")
+    table.columns[2].overflow = "ellipsis"
+    table.columns[2].no_wrap = True
+    table.columns[2].max_width = 40
     for item in data["items"]:
+        why = _parts(item["score_parts"])
+        if item["editor"]:
+            why = f"{why} [{', '.join(item['editor'])}]"
         table.add_row(
-            str(item["position"]),
-            str(item["article_id"]),
-            item["title"],
-            item["source"],
-            f"{item['score']:.3f}",
-            *(f"{item['score_parts'].get(p, 0.0):.3f}" for p in parts),
-            ", ".join(item["editor"]),
-        )
-    console.print(table)
+            str(item["position"]), str(item["article_id"]), item["title"], item["source"],
+            f"{item['score']:.3f}", why,
+        )  # fmt: skip
+    console.print(table, highlight=False)
     if data["left_out"]:
         console.print("\n[bold]Best stories left out[/bold]")
         out = Table("article", "title", "source", "score", "why")
+        out.columns[1].overflow = "ellipsis"
+        out.columns[1].no_wrap = True
+        out.columns[1].max_width = 40
         for row in data["left_out"]:
             out.add_row(
                 str(row["article_id"]), row["title"], row["source"], f"{row['score']:.3f}",
                 row["reason"],
             )  # fmt: skip
-        console.print(out)
+        console.print(out, highlight=False)

@@ -237,8 +237,10 @@ def select_highlights(
         for position, option in _pins_by_score(outcome.picks, entries, scores, pool)
     ]
     ordered = _in_section_order(picks, options.section_order)
+    shown = {position: cands[option.index] for position, option in outcome.picks}
+    cut = min((p.score for p in picks), default=0.0)
     left_out = [
-        _left_out(cands, entries, scores[pool[position]], reason, position)
+        _left_out(cands, entries, scores[pool[position]], reason, position, shown=shown, cut=cut)
         for position, reason in sorted(outcome.reasons.items())
     ] + _dropped(cands, clustering, dropped_ids)
     titles = [p.title for p in picks]  # reading order before sections: the top story first
@@ -368,6 +370,9 @@ def _left_out(
     score: StoryScore,
     reason: Reason,
     position: int,
+    *,
+    shown: Mapping[int, Candidate],
+    cut: float,
 ) -> LeftOut:
     best = cands[entries[position].options[0].index]
     return LeftOut(
@@ -375,7 +380,7 @@ def _left_out(
         title=best.title,
         source=best.source,
         score=score.score,
-        reason=_describe(cands, entries, reason),
+        reason=_describe(reason, shown=shown, held_back=score.score > cut + 1e-9),
     )
 
 
@@ -392,10 +397,12 @@ def _dropped(
     return out
 
 
-def _describe(cands: Sequence[Candidate], entries: Sequence[Entry], reason: Reason) -> str:
+def _describe(reason: Reason, *, shown: Mapping[int, Candidate], held_back: bool) -> str:
+    """One line on why a story is not in the issue. ``held_back``: it scored at least as high
+    as the lowest pick, so only the diversity penalty (or a cap) kept it out."""
     near = ""
     if reason.near is not None:
-        other = cands[entries[reason.near].options[0].index]
+        other = shown[reason.near]
         near = f"#{other.article_id} \u201c{other.title[:60]}\u201d"
     if reason.kind == "duplicate":
         return f"same story as pick {near} (similarity {reason.similarity:.2f})"
@@ -403,6 +410,8 @@ def _describe(cands: Sequence[Candidate], entries: Sequence[Entry], reason: Reas
         return f"outlet cap: {reason.detail} already at the limit"
     if reason.kind == "section_quota":
         return f"section quota full: {reason.detail}"
+    if near and held_back:
+        return f"held back for variety: close to pick {near} (similarity {reason.similarity:.2f})"
     if near and reason.similarity >= DUPLICATE_SIMILARITY / 2:
         return f"below the cut; close to pick {near} (similarity {reason.similarity:.2f})"
     return "below the cut"
