@@ -209,7 +209,8 @@ class SmtpPool:
             try:
                 await conn.smtp.quit()
             except (aiosmtplib.SMTPException, OSError):
-                conn.smtp.close()
+                pass
+        conn.smtp.close()  # also closes a transport whose peer already went away
 
     async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         """Send one message on a pooled connection.
