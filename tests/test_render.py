@@ -186,6 +186,16 @@ def test_article_text_cannot_smuggle_in_a_recipient_placeholder(settings: Settin
     assert filled.count("Ada Lovelace") == 1
 
 
+def test_also_reported_by_names_each_other_outlet_once(settings: Settings) -> None:
+    item = DigestItem(
+        title="Budget passes", url="https://example.com/a", source="Courier", section="Politics",
+        blurb="", also_reported_by=("Lantern", "courier", "Gazette", "Lantern"),
+    )  # fmt: skip
+    rendered = render_digest(replace(sample_content(1), items=[item]), settings=settings)
+    assert "Also reported by Lantern, Gazette<" in rendered.html
+    assert "Courier · Also reported by Lantern, Gazette" in rendered.text
+
+
 def test_items_with_unusable_links_are_left_out(settings: Settings) -> None:
     items = [
         DigestItem(title="Good", url="https://example.com/good", source="A", section="W", blurb=""),

@@ -127,15 +127,22 @@ def card(item: DigestItem, *, base: str) -> Card | None:
         return None
     image = https_url(item.image_url, base=base)
     alt = plain_text(item.image_alt) or title
-    sources = tuple(s for s in (plain_text(name) for name in item.also_reported_by) if s)
+    source = plain_text(item.source)
+    # Each other outlet once, never the item's own outlet.
+    seen = {source.casefold()}
+    sources: list[str] = []
+    for name in (plain_text(n) for n in item.also_reported_by):
+        if name and name.casefold() not in seen:
+            seen.add(name.casefold())
+            sources.append(name)
     return Card(
         title=title,
         url=url,
-        source=plain_text(item.source),
+        source=source,
         blurb=plain_text(item.blurb),
         image_url=image,
         image_alt=alt,
-        also_reported_by=sources,
+        also_reported_by=tuple(sources),
     )
 
 
