@@ -142,10 +142,11 @@ def build_issue(
         in_window = {a.id for a in rows}  # a pinned article from outside the week still counts
         rows += item_store.articles_by_id(session, [i for i in edits.pinned if i not in in_window])
         options = SelectionOptions.from_settings(settings)
+        sources = item_store.source_settings(session)
         selection = apply_edits(
             select_highlights(
-                [_candidate(a, settings=settings) for a in rows], now=now, options=options,
-                pinned=edits.pinned, dropped=edits.dropped,
+                [_candidate(a, settings=settings, source=sources.get(a.source_id)) for a in rows],
+                now=now, options=options, pinned=edits.pinned, dropped=edits.dropped,
             ),
             edits,
         )  # fmt: skip
@@ -249,9 +250,13 @@ def edit_issue(
     return replace(result, message=f"{what} recorded; {result.message}")
 
 
-def _candidate(article: Article, *, settings: Settings) -> Candidate:
+def _candidate(
+    article: Article, *, settings: Settings, source: tuple[float, str | None] | None = None
+) -> Candidate:
+    """The article as selection sees it; ``source`` is its source's (weight, section)."""
     from digest.select import Candidate
 
+    weight, source_section = source or (1.0, None)
     assert article.id is not None
     return Candidate(
         article_id=article.id,
@@ -261,8 +266,9 @@ def _candidate(article: Article, *, settings: Settings) -> Candidate:
         source=article.source_name,
         published=article.published_at,
         first_seen=article.first_seen_at,
-        section=article.section,
+        section=article.section or source_section,
         summary=article.summary,
+        source_weight=weight,
         has_image=bool(article.image_url),
         duplicate_of=article.duplicate_of_id,
     )

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from digest.cli import app
 from digest.db import make_engine, session_scope
 from digest.errors import InputError, NotFound, StateError
-from digest.models import EditKind, Issue, IssueItem, IssueStatus
+from digest.models import Article, EditKind, Issue, IssueItem, IssueStatus
 from digest.pipeline import build_issue, edit_issue
 from digest.settings import Settings
 from digest.store.articles import ArticleData, upsert_article
@@ -264,3 +264,34 @@ def test_the_cli_pins_and_prints_what_changed(draft) -> None:  # type: ignore[no
     assert "+ Choir wins regional contest" in result.output
     moved = runner.invoke(app, ["issue", "move", "2", "--to", "1", "--issue", WEEK], env=env)
     assert moved.exit_code == 0, moved.output
+
+
+def test_a_sources_section_and_weight_reach_the_issue(settings: Settings) -> None:
+    from digest.models import Source, SourceKind
+
+    settings = settings.model_copy(update={"items_per_issue": 6, "max_outlet_share": 1.0})
+    with _session(settings) as session:
+        heavy = Source(
+            name="north.example",
+            kind=SourceKind.FEED,
+            location="https://north.example/feed",
+            section="City",
+            weight=3.0,
+        )
+        session.add(heavy)
+        session.flush()
+        heavy_id = heavy.id
+    _store_week(settings)
+    with _session(settings) as session:
+        for row in session.exec(select(Article).where(Article.source_name == "north.example")):
+            row.source_id = heavy_id
+            session.add(row)
+    build_issue(settings=settings, now=NOW, week=WEEK)
+    items = _items(settings)
+    north = [i for i in items if i.source_name == "north.example"]
+    others = [i for i in items if i.source_name != "north.example"]
+    assert north and others
+    assert {i.section for i in north} == {"City"} and {i.section for i in others} == {""}
+    assert min(i.score_parts["source"] for i in north) > max(
+        i.score_parts["source"] for i in others
+    )

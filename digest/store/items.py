@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, delete, select
 
 from digest.errors import NotFound, StateError
-from digest.models import Article, EditKind, Issue, IssueEdit, IssueItem, IssueStatus
+from digest.models import Article, EditKind, Issue, IssueEdit, IssueItem, IssueStatus, Source
 from digest.select import Edits
 
 # Pinning an article undoes dropping it and the other way round: the last word wins.
@@ -177,3 +177,10 @@ def explanation(
         "left_out": list(issue.left_out or [])[:left_out],
         "dropped": list(edits.dropped),
     }
+
+
+def source_settings(session: Session) -> dict[int | None, tuple[float, str | None]]:
+    """Each source's (weight, section) by id: what ranking and sectioning take from a source
+    when the article itself says nothing."""
+    rows = session.exec(select(Source.id, Source.weight, Source.section)).all()
+    return {sid: (weight, section) for sid, weight, section in rows if sid is not None}
