@@ -104,6 +104,14 @@ class Settings(BaseSettings):
 
     # --- schedule ----------------------------------------------------------------------------
     ingest_every_minutes: int = Field(60, ge=1, description="How often sources are polled.")
+    fetch_timeout: float = Field(20.0, gt=0, description="Seconds before a feed or page fetch gives up.")
+    max_page_bytes: int = Field(
+        5_000_000, ge=10_000, description="Largest feed or page fetched or cleaned, in bytes."
+    )
+    ingest_languages: list[str] = Field(
+        default_factory=list,
+        description="Languages accepted from pages (ISO 639-1); empty: the LOCALE's language.",
+    )
     build_at: str = Field("fri 06:00", description="When the week's issue is built (local).")
     send_at: str = Field("fri 08:00", description="When the issue is sent (local).")
     auto_send: bool = Field(True, description="Send built issues without approval.")
