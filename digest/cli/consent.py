@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from digest.cli import app
-from digest.cli.common import console, print_json, settings
+from digest.cli.common import console, print_json
+from digest.cli.subscribers import db_session
 from digest.errors import CheckFailed
 
 consent_app = typer.Typer(help="The append-only consent log.", no_args_is_help=True)
@@ -21,10 +22,9 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
     Example: digest consent verify
     """
-    from digest.db import make_engine, session_scope
     from digest.subscribers.consent import verify_chain
 
-    with session_scope(make_engine(settings())) as session:
+    with db_session() as session:
         report = verify_chain(session)
     if as_json:
         print_json(report.as_dict())

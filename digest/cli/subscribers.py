@@ -6,12 +6,14 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from digest.cli import subscribers_app
 from digest.cli.common import console, err_console, now, print_json, settings
@@ -19,10 +21,18 @@ from digest.errors import InputError
 from digest.models import SubscriberStatus
 
 
-def _engine() -> Engine:
-    from digest.db import make_engine
+@contextmanager
+def db_session() -> Iterator[Session]:
+    """A committed-on-success session on the configured database; the engine is disposed after,
+    so no connection outlives the command."""
+    from digest.db import make_engine, session_scope
 
-    return make_engine(settings())
+    engine = make_engine(settings())
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _status(value: str | None) -> SubscriberStatus | None:
@@ -54,12 +64,11 @@ def add(
     Example: digest subscribers add ana@example.org --name "Ana"
     Example: digest subscribers add bo@example.org --confirmed --evidence "paper form, 2026-05-01"
     """
-    from digest.db import session_scope
     from digest.subscribers import mail, service
 
     cfg, moment = settings(), now()
     if confirmed:
-        with session_scope(_engine()) as session:
+        with db_session() as session:
             sub = service.add_confirmed(
                 session, settings=cfg, email=email, name=name, evidence=evidence,
                 source="cli", now=moment,
@@ -68,7 +77,7 @@ def add(
         return
     if evidence:
         raise InputError("--evidence goes with --confirmed; without it a confirmation is mailed")
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         outcome = service.subscribe(
             session, settings=cfg, email=email, name=name, source="cli", now=moment
         )
@@ -97,12 +106,11 @@ def import_cmd(
 
     Example: digest subscribers import people.csv --dry-run
     """
-    from digest.db import session_scope
     from digest.subscribers import mail
     from digest.subscribers.importer import import_csv
 
     cfg, moment = settings(), now()
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         report = import_csv(
             session, settings=cfg, path=path, now=moment, dry_run=dry_run,
             send_confirmations=send_confirmations and not dry_run,
@@ -139,11 +147,10 @@ def list_cmd(
 
     Example: digest subscribers list --status confirmed --json
     """
-    from digest.db import session_scope
     from digest.store.subscribers import list_subscribers
     from digest.subscribers.export import subscriber_dict
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         rows = [
             subscriber_dict(s)
             for s in list_subscribers(session, status=_status(status), limit=limit, offset=offset)
@@ -168,10 +175,9 @@ def show(
 
     Example: digest subscribers show ana@example.org --json
     """
-    from digest.db import session_scope
     from digest.subscribers.export import person_record
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         record = person_record(session, email=email)
     if as_json:
         print_json(record)
@@ -194,10 +200,9 @@ def remove(email: str = typer.Argument(..., help="The subscriber's address.")) -
 
     Example: digest subscribers remove ana@example.org
     """
-    from digest.db import session_scope
     from digest.subscribers import service
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         sub = service.remove(session, settings=settings(), email=email, now=now())
     console.print(f"{sub.email}: {sub.status}", highlight=False)
 
@@ -215,12 +220,11 @@ def export(
     Example: digest subscribers export ana@example.org --output ana.json
     Example: digest subscribers export --format csv -o subscribers.csv
     """
-    from digest.db import session_scope
     from digest.subscribers.export import EXPORT_FIELDS, everyone, person_record
 
     if fmt not in ("json", "csv"):
         raise InputError(f"--format {fmt!r}: use json or csv")
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         data: Any = person_record(session, email=email) if email else everyone(session)
     if fmt == "json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -252,11 +256,10 @@ def erase(
 
     Example: digest subscribers erase ana@example.org --dry-run
     """
-    from digest.db import session_scope
     from digest.subscribers import service
     from digest.subscribers.export import person_record
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         record = person_record(session, email=email)
     summary = (f"{record['email']} ({record['status']}, {len(record['events'])} consent events "
                "kept as evidence under a hash)")  # fmt: skip
@@ -265,7 +268,7 @@ def erase(
         return
     if not yes and not typer.confirm(f"Erase {summary}? This cannot be undone"):
         raise typer.Abort()
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         service.erase(session, settings=settings(), email=email, now=now())
     console.print(f"erased {record['email']}; its hash stays suppressed", highlight=False)
 
@@ -276,10 +279,9 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
 
     Example: digest subscribers stats
     """
-    from digest.db import session_scope
     from digest.subscribers.export import stats as collect
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         numbers = collect(session)
     if as_json:
         print_json(numbers)

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
-from sqlalchemy.engine import Engine
 
 from digest.cli import app
-from digest.cli.common import console, now, print_json, settings
+from digest.cli.common import console, now, print_json
+from digest.cli.subscribers import db_session
 from digest.errors import NotFound
 
 suppressions_app = typer.Typer(
     help="Addresses that must not receive mail (kept as hashes).", no_args_is_help=True
 )
 app.add_typer(suppressions_app, name="suppressions")
-
-
-def _engine() -> Engine:
-    from digest.db import make_engine
-
-    return make_engine(settings())
 
 
 @suppressions_app.command("list")
@@ -34,10 +28,9 @@ def list_cmd(
 
     Example: digest suppressions list --scope global --json
     """
-    from digest.db import session_scope
     from digest.store.suppressions import list_suppressions
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         rows = [
             {"email_hash": s.email_hash, "scope": s.scope, "reason": s.reason,
              "created_at": s.created_at.isoformat()}
@@ -63,12 +56,11 @@ def add(
 
     Example: digest suppressions add ana@example.org --reason "asked by phone"
     """
-    from digest.db import session_scope
     from digest.subscribers import consent
     from digest.subscribers.service import parse_address
 
     address = parse_address(email)
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         consent.suppress(session, email=address, scope=scope, reason=reason[:40], now=now())
     console.print(f"{address}: suppressed ({scope})", highlight=False)
 
@@ -85,11 +77,10 @@ def remove(
 
     Example: digest suppressions remove ana@example.org --scope friday
     """
-    from digest.db import session_scope
     from digest.store.suppressions import remove_suppression
     from digest.subscribers import consent
 
-    with session_scope(_engine()) as session:
+    with db_session() as session:
         removed = remove_suppression(session, email_hash=consent.email_hash(email), scope=scope)
     if not removed:
         raise NotFound(f"{email} is not suppressed (see: digest suppressions list)")
