@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from digest.db import make_engine, session_scope
 from digest.errors import StateError
-from digest.ingest.run import IngestReport, Item, expand, host_of, items_in, store_items
+from digest.ingest.run import IngestReport, Item, default_source, expand, items_in, store_items
 from digest.models import Article, EditKind, Issue, IssueItem, IssueStatus
 from digest.send.engine import SendReport
 from digest.settings import Settings
@@ -49,7 +49,7 @@ def ingest_paths(
     return store_items(
         engine,
         items,
-        source_name=(lambda _a: source_name) if source_name else host_of,
+        source_for=(lambda _item: source_name) if source_name else default_source,
         now=now,
         on_item=on_item,
     )

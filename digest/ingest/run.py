@@ -54,6 +54,7 @@ class Item:
     label: str
     article: Extracted | None = None
     error: str | None = None
+    source: str | None = None  # the outlet a dump record names, if any
 
 
 def expand(paths: Iterable[Path]) -> list[Path]:
@@ -98,9 +99,9 @@ def _records(path: Path) -> Iterator[Item]:
     for record in read_dump(path):
         label = f"{path}:{record.line}"
         if record.error is not None:
-            yield Item(label, error=record.error)
+            yield Item(label, error=record.error.removeprefix(f"{label}: "))
         else:
-            yield Item(label, article=record.article)
+            yield Item(label, article=record.article, source=record.source)
 
 
 def _feed(path: Path, data: bytes) -> Iterator[Item]:
@@ -140,7 +141,7 @@ def store_items(
     engine: Engine,
     items: Iterable[Item],
     *,
-    source_name: Callable[[Extracted], str],
+    source_for: Callable[[Item], str],
     now: datetime,
     on_item: Callable[[Item], None] | None = None,
 ) -> IngestReport:
@@ -151,7 +152,7 @@ def store_items(
             report.failed.append((item.label, item.error or "unreadable"))
         else:
             try:
-                data = to_article_data(item.article, source_name=source_name(item.article))
+                data = to_article_data(item.article, source_name=source_for(item))
                 with session_scope(engine) as session:
                     _, outcome = upsert_article(session, data, now=now)
                 report.count(outcome)
@@ -162,8 +163,11 @@ def store_items(
     return report
 
 
-def host_of(article: Extracted) -> str:
+def default_source(item: Item) -> str:
+    """The source a record names, else the article URL's host, else "local files"."""
     from urllib.parse import urlsplit
 
-    host = urlsplit(article.url or "").hostname or ""
-    return host.removeprefix("www.") or "local files"
+    if item.source:
+        return item.source
+    host = urlsplit(item.article.url if item.article and item.article.url else "").hostname
+    return host.removeprefix("www.") if host else "local files"
