@@ -126,17 +126,18 @@ class Routes(httpx.AsyncBaseTransport):
         return httpx.Response(status, request=request)
 
 
-def network(settings: Settings, *, dead: set[str] = frozenset()) -> Routes:  # type: ignore[assignment]
+def network(settings: Settings, engine: Engine, *, dead: frozenset[str] = frozenset()) -> Routes:
     from digest.web.app import create_app
 
-    app = httpx.ASGITransport(app=create_app(settings))
-    return Routes("news.example.org", app, set(dead))
+    web = create_app(settings)
+    web.state.engine = engine  # the test's engine, closed by its fixture
+    return Routes("news.example.org", httpx.ASGITransport(app=web), set(dead))
 
 
 def test_links_answer_and_the_one_click_endpoint_answers_a_post(
     settings: Settings, engine: Engine
 ) -> None:
-    routes = network(settings)
+    routes = network(settings, engine)
 
     report = check_issue(settings=with_key(settings), issue=issue_for(settings), now=NOW,
                          transport=routes)  # fmt: skip
@@ -154,7 +155,7 @@ def test_a_dead_link_fails_and_is_named(settings: Settings, engine: Engine) -> N
     dead = dead.replace("&amp;", "&")
 
     report = check_issue(settings=with_key(settings), issue=issue, now=NOW,
-                         transport=network(settings, dead={dead}))  # fmt: skip
+                         transport=network(settings, engine, dead=frozenset({dead})))  # fmt: skip
 
     check = by_name(report.checks)["links answer"]
     assert check.ok is False and dead in check.detail and "HTTP 404" in check.detail

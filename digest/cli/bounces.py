@@ -45,10 +45,15 @@ def process_cmd(
     if imap == (path is not None):
         raise InputError("give a PATH (file, folder, Maildir, mbox or -) or --imap, not both")
     engine = None if dry_run else make_engine(cfg)
-    if imap:
-        report = poll_mailbox(settings=cfg, engine=engine, clock=now, dry_run=dry_run)
-    else:
-        report = process(read_path(path), settings=cfg, now=now(), engine=engine, dry_run=dry_run)
+    try:
+        if imap:
+            report = poll_mailbox(settings=cfg, engine=engine, clock=now, dry_run=dry_run)
+        else:
+            messages = read_path(path)
+            report = process(messages, settings=cfg, now=now(), engine=engine, dry_run=dry_run)
+    finally:
+        if engine is not None:
+            engine.dispose()
     for alert in report.alerts:
         err_console.print(f"[bold red]ALERT[/]: {alert}", highlight=False)
     if as_json:
@@ -82,7 +87,8 @@ def list_cmd(
     from digest.store.issues import get_issue
 
     cfg = settings()
-    with session_scope(make_engine(cfg)) as session:
+    engine = make_engine(cfg)
+    with session_scope(engine) as session:
         issue_id = get_issue(session, newsletter=cfg.newsletter_id, ref=issue).id if issue else None
         rows = [
             {"id": b.id, "received_at": b.received_at, "email": b.email, "kind": str(b.kind),
@@ -90,6 +96,7 @@ def list_cmd(
              "diagnostic": b.diagnostic}
             for b in list_bounces(session, kind=kind, issue_id=issue_id, limit=limit)
         ]  # fmt: skip
+    engine.dispose()
     if as_json:
         print_json(rows)
         return
@@ -111,8 +118,10 @@ def stats_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
     from digest.db import make_engine, session_scope
     from digest.store.bounces import bounce_stats
 
-    with session_scope(make_engine(settings())) as session:
+    engine = make_engine(settings())
+    with session_scope(engine) as session:
         stats = bounce_stats(session)
+    engine.dispose()
     if as_json:
         print_json(stats)
         return

@@ -31,9 +31,11 @@ def check_cmd(
     from digest.store.issues import get_issue
 
     cfg = settings()
-    with session_scope(make_engine(cfg)) as session:
+    engine = make_engine(cfg)
+    with session_scope(engine) as session:
         found = get_issue(session, newsletter=cfg.newsletter_id, ref=issue)
         session.expunge(found)
+    engine.dispose()
     report = check_issue(settings=cfg, issue=found, now=now(), offline=offline)
     if as_json:
         print_json({"issue": found.week, **report.as_dict()})
