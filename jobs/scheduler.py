@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -34,9 +35,9 @@ from sqlalchemy.engine import Engine
 
 from digest.settings import Settings
 from digest.store.leases import LeaderLease, leader_lease
-from jobs.calendar import describe, missed_within
+from jobs.calendar import missed_within
 from jobs.notify import MailNotifier, Notifier
-from jobs.schedule import JOBS, CatchUp
+from jobs.schedule import JOBS, CatchUp, next_runs
 from jobs.tasks import TaskContext, utcnow
 
 log = logging.getLogger("digest.scheduler")
@@ -45,7 +46,8 @@ LEASE_TTL = timedelta(seconds=30)
 
 
 def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:random``: unique per runner, even two in one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def make_scheduler(ctx: TaskContext, *, now: datetime) -> BlockingScheduler:
@@ -156,7 +158,7 @@ class Runner:
             sender=sender, stop=self.stop,
         )  # fmt: skip
         self.leading = threading.Event()
-        self._scheduler: BlockingScheduler | None = None
+        self.terms = 0  # how many times this runner became the leader
 
     def request_stop(self, *_: object) -> None:
         """Ask the runner to finish the running unit of work and exit (SIGTERM, SIGINT)."""
@@ -195,15 +197,17 @@ class Runner:
     def _lead(self) -> None:
         log.info("leader (%s): scheduling in %s", self.lease.holder, self.settings.timezone)
         scheduler = make_scheduler(self.ctx, now=utcnow())
-        self._scheduler = scheduler
+        self.terms += 1
         keeper = threading.Thread(
             target=self._keep_lease, args=(scheduler,), name="lease", daemon=True
         )
         self.leading.set()
         keeper.start()
-        for job in scheduler.get_jobs(pending=True):
-            log.info("job %-15s %-14s %s", job.id, describe(job.trigger),
-                     job.next_run_time or "waiting")  # fmt: skip
+        now = utcnow()
+        first = start_up_runs(self.settings, now=now)
+        for run in next_runs(self.settings, now=now):
+            when = "now (start-up catch-up)" if first[run.id] else run.next_run.isoformat()
+            log.info("job %-15s %-13s next: %s", run.id, run.trigger, when)
         scheduler.start()  # blocks until shutdown
         keeper.join()
 

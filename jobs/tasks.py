@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from digest.db import session_scope
 from digest.errors import DigestError
@@ -48,7 +51,8 @@ def utcnow() -> datetime:
 @dataclass
 class TaskContext:
     """What a task may touch. ``sender`` is the SMTP sender for digests (None: the pool from
-    settings); ``stop`` is set on SIGTERM so a task can end between units of work."""
+    settings); ``mailbox`` opens the bounce mailbox (None: IMAP from settings); ``stop`` is set
+    on SIGTERM so a task can end between units of work."""
 
     settings: Settings
     engine: Engine
@@ -56,6 +60,7 @@ class TaskContext:
     clock: Callable[[], datetime] = utcnow
     sender: object | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    mailbox: Callable[[], AbstractContextManager[Any]] | None = None
 
 
 # --- build ----------------------------------------------------------------------------------
@@ -92,6 +97,12 @@ def build(ctx: TaskContext) -> str:
             "Fix the cause, then run: digest issue build --week " + week,
         )
         return f"build {week} failed: {exc}"
+    except IntegrityError:
+        # Two schedulers built the same week at once; the unique week key let one win.
+        with session_scope(ctx.engine) as session:
+            if issue_store.issue_for_week(session, newsletter=s.newsletter_id, week=week) is None:
+                raise
+        return f"issue {week} was built by another scheduler meanwhile"
     if result.issue is None or result.issue.id is None:
         return result.message
     if result.issue.week != week:  # the pipeline keyed it differently: trust the pipeline
@@ -112,8 +123,9 @@ def _after_build(
             )
         if not approved:
             return f"issue {week} changed meanwhile; left as it is"
-        when = "now (late)" if at <= now else _local(at, s)
-        return f"scheduled to send {when}"
+        if at <= now:  # built after its send time: send now rather than at the next sweep
+            return f"scheduled to send now (late); {send(ctx)}"
+        return f"scheduled to send {_local(at, s)}"
     if not told_before:
         ctx.notifier.tell(
             f"the draft for {week} awaits your approval",
@@ -231,18 +243,32 @@ def ingest(ctx: TaskContext) -> str:
 
 
 def bounces(ctx: TaskContext) -> str:
-    """Poll the bounce mailbox and apply what it says (suppression, soft-bounce counts)."""
-    if not ctx.settings.imap_host:
+    """Read the bounce mailbox and apply each report (suppression, soft-bounce counts); each
+    message moves to the processed folder only after its changes are committed. Alerts (a
+    policy block, a complaint spike) are passed on to the operator."""
+    from digest.bounces.apply import process
+    from digest.bounces.sources import ImapMailbox, Incoming, drain
+
+    s = ctx.settings
+    if ctx.mailbox is None and not s.imap_host:
         return "no bounce mailbox configured (IMAP_HOST is empty)"
+    opened = ctx.mailbox() if ctx.mailbox is not None else ImapMailbox(s)
+    recipients, alerts = 0, list[str]()
+
+    def handle(message: Incoming) -> None:
+        nonlocal recipients
+        report = process([message], settings=s, now=ctx.clock(), engine=ctx.engine)
+        recipients += len(report.outcomes)
+        alerts.extend(a for a in report.alerts if a not in alerts)
+
     try:
-        from digest.bounces import mailbox  # type: ignore[attr-defined]
-    except ImportError:
-        return "bounce polling is not available in this build (no digest.bounces.mailbox)"
-    try:
-        report = mailbox.poll(settings=ctx.settings, now=ctx.clock())
+        with opened as box:
+            messages = drain(box, handle, dry_run=False)
     except DigestError as exc:
         return f"bounce mailbox not read: {exc}"
-    return _summary(report)
+    for alert in alerts:
+        ctx.notifier.tell("bounce alert", alert)
+    return f"{messages} message(s) read, {recipients} bounced recipient(s)"
 
 
 def expire_pending(ctx: TaskContext) -> str:

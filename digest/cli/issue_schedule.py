@@ -59,9 +59,13 @@ def cancel(ref: str = typer.Argument(..., help="Issue id or week (2017-W11).")) 
     from digest.store import schedule as store
 
     cfg = settings()
-    with session_scope(make_engine(cfg)) as session:
-        issue = store.cancel(session, newsletter=cfg.newsletter_id, ref=ref)
-        _said("cancelled", issue.week, str(issue.status), None)
+    engine = make_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            issue = store.cancel(session, newsletter=cfg.newsletter_id, ref=ref)
+            _said("cancelled", issue.week, str(issue.status), None)
+    finally:
+        engine.dispose()
 
 
 def _approve(ref: str, at: str | None) -> tuple[str, str, str]:
@@ -71,12 +75,16 @@ def _approve(ref: str, at: str | None) -> tuple[str, str, str]:
     from jobs.calendar import parse_when, send_time
 
     cfg, moment = settings(), now()
-    with session_scope(make_engine(cfg)) as session:
-        if at is None:
-            week = get_issue(session, newsletter=cfg.newsletter_id, ref=ref).week
-            when = max(send_time(week, settings=cfg), moment)
-        else:
-            when = parse_when(at, now=moment, settings=cfg)
-        issue = store.approve(session, newsletter=cfg.newsletter_id, ref=ref, at=when)
-        local = when.astimezone(cfg.zone)
-        return issue.week, str(issue.status), f"sends {local:%a %Y-%m-%d %H:%M %Z}"
+    engine = make_engine(cfg)
+    try:
+        with session_scope(engine) as session:
+            if at is None:
+                week = get_issue(session, newsletter=cfg.newsletter_id, ref=ref).week
+                when = max(send_time(week, settings=cfg), moment)
+            else:
+                when = parse_when(at, now=moment, settings=cfg)
+            issue = store.approve(session, newsletter=cfg.newsletter_id, ref=ref, at=when)
+            local = when.astimezone(cfg.zone)
+            return issue.week, str(issue.status), f"sends {local:%a %Y-%m-%d %H:%M %Z}"
+    finally:
+        engine.dispose()

@@ -78,5 +78,9 @@ def run_one(name: str = typer.Argument(..., help="Job id, as `digest jobs list` 
 
     cfg = settings()
     job = job_named(name)
-    ctx = TaskContext(settings=cfg, engine=make_engine(cfg), notifier=MailNotifier(cfg))
-    console.print(f"{job.id}: {job.task(ctx)}", highlight=False, markup=False)
+    engine = make_engine(cfg)
+    try:
+        ctx = TaskContext(settings=cfg, engine=engine, notifier=MailNotifier(cfg))
+        console.print(f"{job.id}: {job.task(ctx)}", highlight=False, markup=False)
+    finally:
+        engine.dispose()
