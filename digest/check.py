@@ -98,7 +98,21 @@ def check_issue(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> CheckReport:
     """Build one copy of ``issue`` and check it. Never raises for a problem in the message:
-    problems are failed checks. ``transport`` replaces the network (tests)."""
+    problems are failed checks. ``transport`` replaces the network (tests). From async code,
+    await ``check_issue_async`` instead."""
+    return asyncio.run(check_issue_async(settings=settings, issue=issue, now=now,
+                                         offline=offline, transport=transport))  # fmt: skip
+
+
+async def check_issue_async(
+    *,
+    settings: Settings,
+    issue: Issue,
+    now: datetime,
+    offline: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> CheckReport:
+    """``check_issue`` for callers already inside an event loop (the send engine)."""
     message = build_check_message(settings=settings, issue=issue, now=now)
     report = CheckReport(message=message)
     report.checks += check_message(message, settings=settings, preheader=issue.preheader)
@@ -107,15 +121,15 @@ def check_issue(
             Check("links answer", None, "skipped (--offline)"),
             Check("one-click unsubscribe answers POST", None, "skipped (--offline)"),
         ]
-    else:
-        # Not fetched: the check address's own links (its preferences page belongs to nobody;
-        # the one-click POST covers the unsubscribe endpoint) and the issue's archive page,
-        # which is published by the send itself.
-        later = {f"{settings.base_url}/archive/{issue.week}"}
-        report.checks += asyncio.run(
-            _network_checks(message, transport=transport, skip_prefixes=(
-                f"{settings.base_url}/u/", f"{settings.base_url}/p/"), skip=later)
-        )  # fmt: skip
+        return report
+    # Not fetched: the check address's own links (its preferences page belongs to nobody; the
+    # one-click POST covers the unsubscribe endpoint) and the issue's archive page, which the
+    # send itself publishes.
+    personal = (f"{settings.base_url}/u/", f"{settings.base_url}/p/")
+    later = {f"{settings.base_url}/archive/{issue.week}"}
+    report.checks += await _network_checks(
+        message, transport=transport, skip_prefixes=personal, skip=later
+    )
     return report
 
 
