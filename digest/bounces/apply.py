@@ -102,9 +102,11 @@ def process(
         if not records:
             report.not_bounces.append(message.source)
             continue
-        if dry_run or engine is None:
+        if dry_run:
             report.outcomes.extend(plan(r) for r in records)
             continue
+        if engine is None:
+            raise TypeError("process() needs an engine unless dry_run is set")
         key = report_key(message)
         with session_scope(engine) as session:
             for record in records:
@@ -298,8 +300,9 @@ def _move(
     if subscriber is None:
         return
     current = SubscriberStatus(subscriber.status)
+    source = "complaint" if to is SubscriberStatus.COMPLAINED else "bounce"
     if consent.allowed(current, to) and current is not to:
-        consent.transition(session, subscriber, to, source="bounce", now=now, evidence=evidence,
+        consent.transition(session, subscriber, to, source=source, now=now, evidence=evidence,
                            list_id=settings.newsletter_id)  # fmt: skip
     else:
         _note(session, subscriber, action, evidence, settings=settings, now=now)
