@@ -51,7 +51,8 @@ def _golden_parts(tmp_path: Path) -> dict[str, str]:
     return {
         "digest.subject.txt": digest.subject + "\n" + digest.preheader + "\n",
         "digest.mjml": digest.mjml,
-        "digest.html": Personaliser(digest.html, html=True).fill(RECIPIENT),
+        # One tag per line, so that a change reads as a small diff in review.
+        "digest.html": Personaliser(digest.html, html=True).fill(RECIPIENT).replace("><", ">\n<"),
         "digest.txt": Personaliser(digest.text, html=False).fill(RECIPIENT),
         "confirm.txt": confirm.subject + "\n\n" + confirm.text,
     }
