@@ -159,6 +159,7 @@ class Runner:
         )  # fmt: skip
         self.leading = threading.Event()
         self.terms = 0  # how many times this runner became the leader
+        self.stopped_by = "a stop request"
 
     def request_stop(self, *_: object) -> None:
         """Ask the runner to finish the running unit of work and exit (SIGTERM, SIGINT)."""
@@ -166,8 +167,8 @@ class Runner:
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s: finishing the running job, then exiting",
-                     signal.Signals(signum).name)  # fmt: skip
+            # Only set flags here: logging from a signal handler can deadlock on its lock.
+            self.stopped_by = signal.Signals(signum).name
             self.request_stop()
 
         signal.signal(signal.SIGTERM, handler)
@@ -218,6 +219,8 @@ class Runner:
             if not self.lease.renew(now=utcnow()):
                 log.error("lost the scheduler lease: stopping jobs and returning to standby")
                 break
+        else:
+            log.info("received %s: finishing the running job, then exiting", self.stopped_by)
         _wait_until_running(scheduler)
         scheduler.shutdown(wait=True)
 

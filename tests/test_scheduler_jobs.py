@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from digest.bounces.sources import Incoming, MemoryMailbox
 from digest.db import session_scope
-from digest.models import ConsentEvent, IssueStatus, Subscriber, SubscriberStatus
+from digest.models import ConsentEvent, Issue, IssueStatus, Subscriber, SubscriberStatus
 from digest.settings import Settings
 from digest.subscribers import consent
 from jobs import tasks
@@ -170,9 +170,9 @@ def test_cancelling_a_sent_issue_is_one_clear_line(
     import sys
 
     with session_scope(engine) as session:
-        from digest.models import Issue
-
-        session.add(Issue(newsletter=settings.newsletter_id, week="2026-W47", status="sent"))
+        session.add(
+            Issue(newsletter=settings.newsletter_id, week="2026-W47", status=IssueStatus.SENT)
+        )
     env = {
         **os.environ,
         "DIGEST_DATA_DIR": str(settings.data_dir),

@@ -103,7 +103,7 @@ def test_two_schedulers_acting_at_once_on_postgresql_build_one_issue_and_send_on
         ctx, _ = context(s, clock=Clock(SEND - timedelta(hours=2)), engine=own)
         start.wait()
         outcomes.append(tasks.build(ctx))
-        ctx.clock = Clock(SEND)  # type: ignore[assignment]
+        ctx.clock = Clock(SEND)
         start.wait()
         outcomes.append(tasks.send(ctx))
 
