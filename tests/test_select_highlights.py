@@ -301,3 +301,11 @@ def test_a_week_dominated_by_one_outlet_still_fills_the_issue_from_the_others() 
     selection = select_highlights(busy + small, now=NOW, options=SelectionOptions(items=12))
     assert len(selection.picks) == 12
     assert sum(p.source == "big.example" for p in selection.picks) == 3
+
+
+def test_a_pin_outranks_a_drop_of_another_article_of_the_same_story() -> None:
+    selection = select_highlights(
+        week(), now=NOW, options=SelectionOptions(), pinned=[3], dropped=[1]
+    )
+    assert 3 in [p.article_id for p in selection.picks]
+    assert not any(left.reason == "dropped by the editor" for left in selection.left_out)

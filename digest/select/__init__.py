@@ -186,7 +186,8 @@ def select_highlights(
     """The week's picks, best stories left out (with why), story count, subject and preheader.
 
     ``pinned`` article ids are always picked (shown through that very article; ids not among
-    the candidates are ignored). A ``dropped`` article takes its whole story out. Raises
+    the candidates are ignored). A ``dropped`` article takes its whole story out, unless another
+    article of that story is pinned. Raises
     ValueError when two candidates share an article id (a bug upstream).
     """
     cands = sorted(candidates, key=lambda c: c.article_id)
@@ -196,11 +197,14 @@ def select_highlights(
         return Selection(picks=[], left_out=[], stories=0, subject="", preheader="")
 
     clustering = cluster(cands)
-    dropped_ids = set(dropped)
+    dropped_ids = set(dropped) - set(pinned)
+    pinned_ids = set(pinned)
+    # A pin outranks a drop of another article of the same story: the editor wants it in.
     live = [
         sid
         for sid, story in enumerate(clustering.stories)
         if not any(cands[i].article_id in dropped_ids for i in story)
+        or any(cands[i].article_id in pinned_ids for i in story)
     ]
     stories = [clustering.stories[sid] for sid in live]
     scores = score_stories(
@@ -242,7 +246,7 @@ def select_highlights(
     left_out = [
         _left_out(cands, entries, scores[pool[position]], reason, position, shown=shown, cut=cut)
         for position, reason in sorted(outcome.reasons.items())
-    ] + _dropped(cands, clustering, dropped_ids)
+    ] + _dropped(cands, clustering, dropped_ids, pinned_ids)
     titles = [p.title for p in picks]  # reading order before sections: the top story first
     return Selection(
         picks=ordered,
@@ -385,13 +389,16 @@ def _left_out(
 
 
 def _dropped(
-    cands: Sequence[Candidate], clustering: Clustering, dropped_ids: set[int]
+    cands: Sequence[Candidate],
+    clustering: Clustering,
+    dropped_ids: set[int],
+    pinned_ids: set[int],
 ) -> list[LeftOut]:
     """One LeftOut per story the editor dropped, shown through the dropped article."""
     out = []
     for story in clustering.stories:
         hit = next((i for i in story if cands[i].article_id in dropped_ids), None)
-        if hit is not None:
+        if hit is not None and not any(cands[i].article_id in pinned_ids for i in story):
             c = cands[hit]
             out.append(LeftOut(c.article_id, c.title, c.source, 0.0, "dropped by the editor"))
     return out
