@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digest.select import Candidate, week_window, within
 
@@ -83,3 +85,27 @@ def test_undated_articles_count_by_when_they_were_first_seen() -> None:
         end=end,
     )
     assert [c.article_id for c in kept] == [1, 2]
+
+
+ZONES = ["Europe/London", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC"]
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1)),
+    st.sampled_from(ZONES),
+    st.integers(min_value=1, max_value=14),
+)
+def test_a_window_spans_whole_local_days_give_or_take_one_dst_hour(
+    moment: datetime, zone_name: str, days: int
+) -> None:
+    zone = ZoneInfo(zone_name)
+    send = moment.replace(tzinfo=UTC)
+    start, end = week_window(send_at=send, zone=zone, days=days)
+    assert end == send
+    assert abs((end - start) - timedelta(days=days)) <= timedelta(hours=1)
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    wanted = local_end.replace(tzinfo=None) - timedelta(days=days)
+    if local_start.time() == local_end.time():
+        assert local_start.replace(tzinfo=None) == wanted
+    else:  # the wanted wall time was skipped by a spring change: the first instant after it
+        assert timedelta(0) < local_start.replace(tzinfo=None) - wanted <= timedelta(hours=1)
