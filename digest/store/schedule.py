@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from digest.errors import NotFound, StateError
-from digest.models import Issue, IssueStatus, Subscriber, SubscriberStatus
+from digest.models import Issue, IssueStatus, Source, Subscriber, SubscriberStatus
 
 _ISSUES = Issue.__table__  # type: ignore[attr-defined]
+_SOURCES = Source.__table__  # type: ignore[attr-defined]
 
 # Statuses from which an operator may (re)schedule a send. A missed issue may be rescheduled:
 # that is the operator's explicit decision, not a silent late send.
@@ -167,3 +168,31 @@ def _get(session: Session, *, newsletter: str, ref: str | int) -> Issue:
     if issue.id is None:  # pragma: no cover - rows from the database always have an id
         raise NotFound(f"no issue {ref!r}")
     return issue
+
+
+def sources_due(session: Session, *, now: datetime, default_minutes: int) -> list[Source]:
+    """Sources whose own interval (else the default) has passed since they were last checked,
+    never-checked ones first. Filtered in Python: a publisher has tens of sources, not
+    thousands, and the per-row interval would need dialect-specific date arithmetic in SQL."""
+    rows = session.exec(select(Source).order_by(col(Source.last_checked_at), col(Source.id)))
+    return [
+        s
+        for s in rows
+        if s.last_checked_at is None
+        or s.last_checked_at + timedelta(minutes=s.interval_minutes or default_minutes) <= now
+    ]
+
+
+def record_source_check(
+    session: Session, *, source_id: int, now: datetime, error: str | None
+) -> None:
+    """Note a poll of a source: when, and whether it worked (failures are counted)."""
+    values: dict[str, object] = {"last_checked_at": now}
+    if error is None:
+        values.update(last_success_at=now, last_error=None, consecutive_failures=0)
+    else:
+        values.update(
+            last_error=error[:2000], last_error_at=now,
+            consecutive_failures=_SOURCES.c.consecutive_failures + 1,
+        )  # fmt: skip
+    session.execute(sa.update(_SOURCES).where(_SOURCES.c.id == source_id).values(**values))
