@@ -8,8 +8,8 @@ Start-up catch-up (``CatchUp``) says what happens to a run the scheduler was not
 
 * ``STORE``: run once on start-up, always; the task itself decides from the store whether
   anything is due (an issue whose send time has passed, a week whose build time has passed) and
-  applies the send deadline. Build and send use this, so a machine that was off at 08:00 sends
-  when it comes back, unless the deadline has passed.
+  applies the send deadline. Ingest, build and send use this, so a machine that was off at
+  08:00 sends when it comes back, unless the deadline has passed.
 * ``GRACE``: run on start-up only if a run was missed less than ``misfire_grace_minutes`` ago.
 """
 

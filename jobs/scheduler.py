@@ -142,6 +142,7 @@ class Runner:
         notifier: Notifier | None = None,
         lease: LeaderLease | None = None,
         poll: float = 5.0,
+        lease_ttl: timedelta = LEASE_TTL,
         renew_every: float | None = None,
         sender: object | None = None,
     ) -> None:
@@ -149,10 +150,11 @@ class Runner:
         self.engine = engine
         self.stop = threading.Event()
         self.lease = lease or leader_lease(
-            engine, name=f"scheduler:{settings.newsletter_id}", holder=holder_name(), ttl=LEASE_TTL
+            engine, name=f"scheduler:{settings.newsletter_id}", holder=holder_name(), ttl=lease_ttl
         )
         self.poll = poll
-        self.renew_every = renew_every or LEASE_TTL.total_seconds() / 3
+        # Renew three times per lease period, so one slow renewal does not lose the lease.
+        self.renew_every = renew_every or lease_ttl.total_seconds() / 3
         self.ctx = TaskContext(
             settings=settings, engine=engine, notifier=notifier or MailNotifier(settings),
             sender=sender, stop=self.stop,
@@ -232,12 +234,12 @@ def _wait_until_running(scheduler: BlockingScheduler) -> None:
         threading.Event().wait(0.01)
 
 
-def run_scheduler(settings: Settings, *, poll: float = 5.0) -> int:
+def run_scheduler(settings: Settings, *, poll: float = 5.0, lease: float = 30.0) -> int:
     """`digest scheduler run`: the foreground process. Returns the exit status."""
     from digest.db import make_engine
 
     engine = make_engine(settings)
-    runner = Runner(settings, engine=engine, poll=poll)
+    runner = Runner(settings, engine=engine, poll=poll, lease_ttl=timedelta(seconds=lease))
     runner.install_signal_handlers()
     try:
         return runner.run()

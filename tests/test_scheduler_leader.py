@@ -126,11 +126,11 @@ def test_two_schedulers_acting_at_once_on_postgresql_build_one_issue_and_send_on
 class Process:
     """`digest scheduler run` as a child process, its log collected line by line."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from digest.cli import main; main()",
-             "scheduler", "run", "--poll", "0.2"],
+             "scheduler", "run", "--poll", "0.2", *args],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -159,13 +159,18 @@ class Process:
             self.proc.stderr.close()
 
 
-def test_scheduler_run_stands_by_takes_over_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+def process_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env.update(
         DIGEST_DATA_DIR=str(tmp_path / "data"),
         DIGEST_CONFIG=str(tmp_path / "absent.toml"),
         DIGEST_TIMEZONE="America/New_York",
     )
+    return env
+
+
+def test_scheduler_run_stands_by_takes_over_and_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = process_env(tmp_path)
     first = Process(env)
     second: Process | None = None
     try:
@@ -179,6 +184,27 @@ def test_scheduler_run_stands_by_takes_over_and_exits_cleanly_on_sigterm(tmp_pat
         assert second.terminate() == 0
         assert second.said("scheduler stopped cleanly")
         assert not any("Traceback" in line for line in first.lines + second.lines)
+    finally:
+        for p in (first, second):
+            if p is not None:
+                p.close()
+
+
+def test_a_standby_takes_over_from_a_killed_leader_once_its_lease_expires(
+    tmp_path: Path,
+) -> None:
+    # SIGKILL: no clean-up, the lease row stays until it expires (2 s here, 30 s by default).
+    env = process_env(tmp_path)
+    first = Process(env, "--lease", "2")
+    second: Process | None = None
+    try:
+        assert eventually(lambda: first.said("leader ("), within=60), first.lines
+        second = Process(env, "--lease", "2")
+        assert eventually(lambda: second.said("standby: another scheduler holds the lease"))
+        first.proc.kill()
+        first.proc.wait(timeout=30)
+        assert eventually(lambda: second.said("leader ("), within=60), second.lines
+        assert second.terminate() == 0
     finally:
         for p in (first, second):
             if p is not None:

@@ -22,6 +22,9 @@ app.add_typer(jobs_app, name="jobs")
 @scheduler_app.command("run")
 def run(
     poll: float = typer.Option(5.0, "--poll", help="Seconds between lease checks on standby."),
+    lease: float = typer.Option(
+        30.0, "--lease", help="SQLite: seconds before a dead leader's lease may be taken over."
+    ),
 ) -> None:
     """Run the schedule in the foreground, logging each run. A second one against the same
     database waits as a standby; SIGTERM finishes the running job and exits.
@@ -36,7 +39,7 @@ def run(
     )
     # APScheduler logs every submission at INFO; our own listener logs each run's outcome.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    raise typer.Exit(run_scheduler(settings(), poll=poll))
+    raise typer.Exit(run_scheduler(settings(), poll=poll, lease=lease))
 
 
 @jobs_app.command("list")
