@@ -50,16 +50,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_schema_url() -> str:
-    """A schema of its own per xdist worker inside the `test` database, migrated once."""
-    schema = f"t_{_worker()}"
+def pg_schema_url() -> Iterator[str]:
+    """A schema of its own per test process inside the `test` database (so that parallel
+    workers and parallel runs never meet), migrated once and dropped at the end."""
+    schema = f"t_{_worker()}_{os.getpid()}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
     sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
