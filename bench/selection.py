@@ -48,6 +48,7 @@ from scipy.spatial.distance import squareform
 from digest.ingest.newsarticles import NewsArticle, busiest_week, load_all
 from digest.select import Candidate, SelectionOptions, select_highlights
 from digest.select.blurb import make_blurb, normalise_space, split_sentences
+from digest.select.cluster import PAIR_THRESHOLD, similar_pairs, vectorise
 
 ITEMS = 12
 REFERENCE_CUT = 0.75  # cosine distance: stories are groups averaging >= 0.25 similarity
@@ -238,6 +239,19 @@ def pick_quality(
     }
 
 
+def pair_recall(cands: Sequence[Candidate]) -> tuple[int, int]:
+    """How many of the truly similar pairs the clustering's candidate generation finds."""
+    vectors = vectorise(cands)
+    product = sparse.triu(vectors @ vectors.T, k=1).tocoo()
+    exact = {
+        (int(i), int(j))
+        for i, j, v in zip(product.row, product.col, product.data, strict=True)
+        if v >= PAIR_THRESHOLD - 1e-12
+    }
+    found = {(i, j) for _, i, j in similar_pairs(vectors, threshold=PAIR_THRESHOLD)}
+    return len(found & exact), len(exact)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-candidate timing")
@@ -318,6 +332,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         hit = "picked" if picked & set(story) else "-"
         n_outlets = len({outlets[i] for i in story})
         print(f"  {n_outlets} {len(story):>3} {hit:<6} {articles[min(story)].title[:70]}")
+    found, exact = pair_recall(cands)
+    print(
+        f"\nclustering's candidate pairs: {found} of the {exact} title+lead pairs with cosine "
+        f">= {PAIR_THRESHOLD} that an exact all-pairs product finds"
+    )
     print(f"\nsubject: {selection.subject}\npreheader: {selection.preheader}")
     for p in selection.picks:
         print(f"  {p.score:.3f} {p.source:<26} {p.title[:70]}")

@@ -6,14 +6,13 @@ similarity is at least ``pair_threshold`` *and* the two groups they belong to ar
 at least ``link_threshold`` alike. The second test (an average-link check on a few members of
 each side) stops single-link chaining: "Trump" stories would otherwise snowball into one.
 
-Candidate pairs come from shared distinctive terms (each article's few heaviest terms that are
-not in more than a few per cent of the week's articles), then get their exact cosine. That keeps
-10,000 candidates to seconds instead of a 50-million-pair product.
+Candidate pairs come from shared distinctive terms (two or more of each article's twelve
+heaviest terms that are not in more than a few per cent of the week's articles), then get their
+exact cosine. That keeps 10,000 candidates to seconds instead of a 50-million-pair product.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -29,7 +28,8 @@ if TYPE_CHECKING:
 LEAD_CHARS = 400
 PAIR_THRESHOLD = 0.40
 LINK_THRESHOLD = 0.28
-TOP_TERMS = 8
+TOP_TERMS = 12
+MIN_SHARED = 2
 LINK_SAMPLE = 4
 PAIR_CHUNK = 200_000
 
@@ -50,12 +50,8 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 def tokens(text: str) -> list[str]:
     """Lower-case content words of ``text`` (stopwords, possessives and 1-letter words dropped)."""
-    out = []
-    for word in _WORD.findall(text.lower()):
-        word = word.removesuffix("'s")
-        if len(word) > 1 and word not in STOPWORDS:
-            out.append(word)
-    return out
+    words = (w.removesuffix("'s") for w in _WORD.findall(text.lower()))
+    return [w for w in words if len(w) > 1 and w not in STOPWORDS]
 
 
 def lead_of(candidate: Candidate, *, chars: int = LEAD_CHARS) -> str:
@@ -88,26 +84,23 @@ class Clustering:
 def vectorise(candidates: Sequence[Candidate]) -> sparse.csr_matrix:
     """TF-IDF (sublinear tf, smoothed idf) of title x2 + lead; rows L2-normalised."""
     vocab: dict[str, int] = {}
-    counts: list[Counter[int]] = []
+    indptr: list[int] = [0]
+    indices: list[int] = []
+    counts: list[int] = []
     for c in candidates:
-        words = tokens(c.title) * 2 + tokens(lead_of(c))
-        counts.append(Counter(vocab.setdefault(w, len(vocab)) for w in words))
-    n = len(candidates)
-    df = np.zeros(len(vocab))
-    for row in counts:
-        for term in row:
-            df[term] += 1
-    idf = np.log((1 + n) / (1 + df)) + 1.0
-    indptr, indices, data = [0], [], []
-    for row in counts:
-        for term in sorted(row):
-            indices.append(term)
-            data.append((1.0 + math.log(row[term])) * idf[term])
+        row = Counter(
+            vocab.setdefault(w, len(vocab)) for w in tokens(c.title) * 2 + tokens(lead_of(c))
+        )
+        terms = sorted(row)
+        indices.extend(terms)
+        counts.extend(row[t] for t in terms)
         indptr.append(len(indices))
-    matrix = sparse.csr_matrix(
-        (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int64), indptr),
-        shape=(n, len(vocab)),
-    )
+    n = len(candidates)
+    columns = np.array(indices, dtype=np.int64)
+    df = np.bincount(columns, minlength=len(vocab))
+    idf = np.log((1 + n) / (1 + df)) + 1.0
+    data = (1.0 + np.log(np.array(counts, dtype=np.float64))) * idf[columns]
+    matrix = sparse.csr_matrix((data, columns, indptr), shape=(n, len(vocab)))
     return _normalise(matrix)
 
 
@@ -123,8 +116,10 @@ def similar_pairs(
 ) -> list[tuple[float, int, int]]:
     """``(cosine, i, j)`` with ``i < j`` and cosine >= threshold, most similar first.
 
-    Only pairs sharing one of each other's heaviest distinctive terms are compared; a pair that
-    similar always does in practice (it is what makes them similar), so the miss rate is tiny.
+    Only pairs sharing at least two of their heaviest distinctive terms are compared. That is
+    what makes two articles similar, so little is missed: on the benchmark week this finds 208
+    of the 210 pairs an exact all-pairs product finds at 0.4, in half the time of requiring one
+    shared term (``bench/selection.py`` prints the recall).
     """
     n = vectors.shape[0]
     if n < 2:
@@ -147,7 +142,8 @@ def similar_pairs(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=vectors.shape
     )
     shared = sparse.triu(keys @ keys.T, k=1).tocoo()
-    left, right = shared.row.astype(np.int64), shared.col.astype(np.int64)
+    enough = shared.data >= MIN_SHARED
+    left, right = shared.row[enough].astype(np.int64), shared.col[enough].astype(np.int64)
     sims = np.empty(len(left))
     for lo in range(0, len(left), PAIR_CHUNK):
         a, b = left[lo : lo + PAIR_CHUNK], right[lo : lo + PAIR_CHUNK]
