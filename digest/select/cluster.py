@@ -209,11 +209,13 @@ def cluster(
             union(find(i), find(target))
 
     dots = _RowDots(vectors)
-    for _sim, i, j in similar_pairs(vectors, threshold=pair_threshold):
+    for sim, i, j in similar_pairs(vectors, threshold=pair_threshold):
         a, b = find(i), find(j)
         if a == b:
             continue
-        if _average_link(dots, members[a], members[b], i, j) >= link_threshold:
+        # Two lone articles: their average link is this very pair's similarity.
+        lone = len(members[a]) == 1 and len(members[b]) == 1 and sim >= link_threshold
+        if lone or _average_link(dots, members[a], members[b], i, j) >= link_threshold:
             union(a, b)
 
     roots = sorted({find(i) for i in range(n)})
