@@ -10,15 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from digest.bounces.sources import Mailbox
 from digest.db import session_scope
 from digest.errors import DigestError, SourceError
 from digest.models import IssueStatus, SubscriberStatus
@@ -52,7 +51,7 @@ def utcnow() -> datetime:
 @dataclass
 class TaskContext:
     """What a task may touch. ``sender`` is the SMTP sender for digests (None: the pool from
-    settings); ``mailbox`` opens the bounce mailbox (None: IMAP from settings); ``stop`` is set
+    settings); ``mailbox`` is the bounce mailbox (None: IMAP from settings); ``stop`` is set
     on SIGTERM so a task can end between units of work."""
 
     settings: Settings
@@ -61,7 +60,7 @@ class TaskContext:
     clock: Callable[[], datetime] = utcnow
     sender: object | None = None
     stop: threading.Event = field(default_factory=threading.Event)
-    mailbox: Callable[[], AbstractContextManager[Any]] | None = None
+    mailbox: Mailbox | None = None
 
 
 # --- build ----------------------------------------------------------------------------------
@@ -286,29 +285,18 @@ def bounces(ctx: TaskContext) -> str:
     """Read the bounce mailbox and apply each report (suppression, soft-bounce counts); each
     message moves to the processed folder only after its changes are committed. Alerts (a
     policy block, a complaint spike) are passed on to the operator."""
-    from digest.bounces.apply import process
-    from digest.bounces.sources import ImapMailbox, Incoming, drain
+    from digest.bounces.apply import poll_mailbox
 
     s = ctx.settings
     if ctx.mailbox is None and not s.imap_host:
         return "no bounce mailbox configured (IMAP_HOST is empty)"
-    opened = ctx.mailbox() if ctx.mailbox is not None else ImapMailbox(s)
-    recipients, alerts = 0, list[str]()
-
-    def handle(message: Incoming) -> None:
-        nonlocal recipients
-        report = process([message], settings=s, now=ctx.clock(), engine=ctx.engine)
-        recipients += len(report.outcomes)
-        alerts.extend(a for a in report.alerts if a not in alerts)
-
     try:
-        with opened as box:
-            messages = drain(box, handle, dry_run=False)
+        report = poll_mailbox(settings=s, engine=ctx.engine, clock=ctx.clock, mailbox=ctx.mailbox)
     except DigestError as exc:
         return f"bounce mailbox not read: {exc}"
-    for alert in alerts:
+    for alert in report.alerts:
         ctx.notifier.tell("bounce alert", alert)
-    return f"{messages} message(s) read, {recipients} bounced recipient(s)"
+    return f"{report.messages} message(s) read, {len(report.outcomes)} bounced recipient(s)"
 
 
 def expire_pending(ctx: TaskContext) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def test_the_bounce_job_suppresses_a_hard_bounce_and_moves_the_report(
     add_subscribers(settings, ["gone@example.net"], now=NOW)
     box = MemoryMailbox(inbox=[Incoming("dsn-1", bounce_for("gone@example.net"), uid="1")])
     ctx, _ = context(settings, clock=Clock(NOW), engine=engine)
-    ctx.mailbox = lambda: nullcontext(box)  # the in-memory twin of the IMAP mailbox
+    ctx.mailbox = box  # the in-memory twin of the IMAP mailbox
     assert tasks.bounces(ctx) == "1 message(s) read, 1 bounced recipient(s)"
     assert box.inbox == [] and [m.uid for m in box.done] == ["1"]
     with Session(engine) as session:
