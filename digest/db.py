@@ -28,22 +28,40 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_engines: dict[str, Engine] = {}
+
+
 def make_engine(settings: Settings, *, upgrade_schema: bool = True) -> Engine:
-    """An engine for ``settings.db_url``; creates the data folder and upgrades the schema once.
+    """The process's engine for ``settings.db_url`` (one pool per URL, made on first use);
+    creates the data folder and upgrades the schema once.
 
     Raises ConfigError when the database cannot be reached.
     """
     url = settings.db_url
+    cached = _engines.get(url)
+    if cached is not None and (url in _upgraded or not upgrade_schema):
+        return cached
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = cached or _new_engine(url)
     if upgrade_schema and url not in _upgraded:
         upgrade(engine)
         _upgraded.add(url)
+    _engines[url] = engine
     return engine
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (tests call this between tests; engines stay usable)."""
+    for engine in _engines.values():
+        engine.dispose()
+
+
+def _new_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:

@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from digest.db import make_engine
+from digest.db import dispose_all, make_engine
 from digest.settings import Settings
 
 PG_URL = os.environ.get("DIGEST_TEST_DATABASE_URL", "")
@@ -112,9 +112,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
-    eng = make_engine(settings)
-    yield eng
-    eng.dispose()
+    yield make_engine(settings)
+
+
+@pytest.fixture(autouse=True)
+def _close_pooled_connections() -> Iterator[None]:
+    yield
+    dispose_all()
 
 
 @pytest.fixture
