@@ -32,6 +32,7 @@ def demo(
         f"messages delivered.\n"
         f"  mail received:  {result.outbox.resolve()}/*.eml\n"
         f"  the issue:      {result.html_path.resolve()}\n"
-        f"  in a browser:   digest web   then open {cfg.base_url}/issues/{result.issue_id}",
+        f"  in a browser:   digest web   then open http://127.0.0.1:8000/archive/{result.week}\n"
+        f"                  (drafts and previews at /issues need DIGEST_OPERATOR_PASSWORD)",
         highlight=False,
     )
