@@ -24,7 +24,16 @@ import numpy as np
 from digest.errors import ConfigError
 from digest.select.blurb import make_blurb
 from digest.select.cluster import Clustering, cluster
-from digest.select.diversity import Entry, Option, Reason, choose, outlet_cap
+from digest.select.diversity import (
+    DUPLICATE_SIMILARITY,
+    Entry,
+    Option,
+    Reason,
+    choose,
+    describe,
+    in_section_order,
+    outlet_cap,
+)
 from digest.select.headline import preheader, subject_line
 from digest.select.score import DEFAULT_WEIGHTS, PARTS, StoryScore, preference, score_stories
 from digest.select.window import effective_time, week_window, within
@@ -47,7 +56,6 @@ __all__ = [
 ]
 
 POOL_PER_ITEM = 8  # MMR looks at this many top stories per item wanted (and at least 60)
-DUPLICATE_SIMILARITY = 0.5  # stories this alike are the same event; never both picked
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +248,7 @@ def select_highlights(
         _pick(cands, stories[pool[position]], scores[pool[position]], option, options=options)
         for position, option in _pins_by_score(outcome.picks, entries, scores, pool)
     ]
-    ordered = _in_section_order(picks, options.section_order)
+    ordered = in_section_order(picks, options.section_order)
     shown = {position: cands[option.index] for position, option in outcome.picks}
     cut = min((p.score for p in picks), default=0.0)
     left_out = [
@@ -353,21 +361,6 @@ def _pick(
     )
 
 
-def _in_section_order(picks: Sequence[Pick], order: Sequence[str]) -> list[Pick]:
-    """Configured sections first, in their order; other sections after, by their first pick.
-    Within a section the selection order stands (Python's sort is stable)."""
-    first_seen: dict[str, int] = {}
-    for position, pick in enumerate(picks):
-        first_seen.setdefault(pick.section, position)
-    rank = {name: k for k, name in enumerate(order)}
-    return sorted(
-        picks,
-        key=lambda p: (
-            (0, rank[p.section], 0) if p.section in rank else (1, 0, first_seen[p.section])
-        ),
-    )
-
-
 def _left_out(
     cands: Sequence[Candidate],
     entries: Sequence[Entry],
@@ -384,7 +377,7 @@ def _left_out(
         title=best.title,
         source=best.source,
         score=score.score,
-        reason=_describe(reason, shown=shown, held_back=score.score > cut + 1e-9),
+        reason=describe(reason, shown=shown, held_back=score.score > cut + 1e-9),
     )
 
 
@@ -402,23 +395,3 @@ def _dropped(
             c = cands[hit]
             out.append(LeftOut(c.article_id, c.title, c.source, 0.0, "dropped by the editor"))
     return out
-
-
-def _describe(reason: Reason, *, shown: Mapping[int, Candidate], held_back: bool) -> str:
-    """One line on why a story is not in the issue. ``held_back``: it scored at least as high
-    as the lowest pick, so only the diversity penalty (or a cap) kept it out."""
-    near = ""
-    if reason.near is not None:
-        other = shown[reason.near]
-        near = f"#{other.article_id} \u201c{other.title[:60]}\u201d"
-    if reason.kind == "duplicate":
-        return f"same story as pick {near} (similarity {reason.similarity:.2f})"
-    if reason.kind == "outlet_cap":
-        return f"outlet cap: {reason.detail} already at the limit"
-    if reason.kind == "section_quota":
-        return f"section quota full: {reason.detail}"
-    if near and held_back:
-        return f"held back for variety: close to pick {near} (similarity {reason.similarity:.2f})"
-    if near and reason.similarity >= DUPLICATE_SIMILARITY / 2:
-        return f"below the cut; close to pick {near} (similarity {reason.similarity:.2f})"
-    return "below the cut"

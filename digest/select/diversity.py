@@ -6,17 +6,29 @@ to be much better than the first to get in. A story too similar to a pick (``dup
 gets in: it is the same event that clustering kept apart. A story is shown through its best
 article whose outlet is still under the cap and whose section is under its quota; when none is,
 the story is left out with that reason. Pinned stories are placed first and count toward caps.
+Also here: the order sections appear in, and the one-line reason a story was left out.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from digest.select import Candidate
+
 UNLIMITED = 1 << 30
+DUPLICATE_SIMILARITY = 0.5  # stories this alike are the same event; never both picked
+P = TypeVar("P", bound="_HasSection")
+
+
+class _HasSection(Protocol):
+    @property
+    def section(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +159,39 @@ def _blocked(entry: Entry, outlets: Counter[str], max_per_outlet: int, quota: in
         return Reason("outlet_cap", detail=", ".join(outlet_full))
     sections = sorted({o.section or "(none)" for o in entry.options})
     return Reason("section_quota", detail=", ".join(sections))
+
+
+def in_section_order(picks: Sequence[P], order: Sequence[str]) -> list[P]:
+    """Configured sections first, in their order; other sections after, by their first pick.
+    Within a section the selection order stands (Python's sort is stable)."""
+    first_seen: dict[str, int] = {}
+    for position, pick in enumerate(picks):
+        first_seen.setdefault(pick.section, position)
+    rank = {name: k for k, name in enumerate(order)}
+    return sorted(
+        picks,
+        key=lambda p: (
+            (0, rank[p.section], 0) if p.section in rank else (1, 0, first_seen[p.section])
+        ),
+    )
+
+
+def describe(reason: Reason, *, shown: Mapping[int, Candidate], held_back: bool) -> str:
+    """One line on why a story is not in the issue; ``shown`` maps a pick's entry position to
+    the article shown for it. ``held_back``: the story scored higher than the lowest pick, so
+    only the diversity penalty kept it out."""
+    near = ""
+    if reason.near is not None:
+        other = shown[reason.near]
+        near = f"#{other.article_id} \u201c{other.title[:60]}\u201d"
+    if reason.kind == "duplicate":
+        return f"same story as pick {near} (similarity {reason.similarity:.2f})"
+    if reason.kind == "outlet_cap":
+        return f"outlet cap: {reason.detail} already at the limit"
+    if reason.kind == "section_quota":
+        return f"section quota full: {reason.detail}"
+    if near and held_back:
+        return f"held back for variety: close to pick {near} (similarity {reason.similarity:.2f})"
+    if near and reason.similarity >= DUPLICATE_SIMILARITY / 2:
+        return f"below the cut; close to pick {near} (similarity {reason.similarity:.2f})"
+    return "below the cut"
