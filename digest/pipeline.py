@@ -123,7 +123,7 @@ def build_issue(
 
     if week is None:
         send_at = next_send_time(now, settings=settings)
-        start, end = week_window(send_at=send_at, zone=settings.zone)
+        start, end = week_window(send_at=send_at, zone=settings.zone, days=settings.window_days)
         week = week_key(send_at, settings=settings)
     else:
         start, end = iso_week_window(week, settings=settings)

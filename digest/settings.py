@@ -101,6 +101,9 @@ class Settings(BaseSettings):
         description="Ranking weights by part (coverage, recency, source, boost, quality); "
         "missing parts keep their defaults.",
     )
+    window_days: int = Field(
+        7, ge=1, le=31, description="Days before the send time that make up an issue's week."
+    )
 
     # --- schedule ----------------------------------------------------------------------------
     ingest_every_minutes: int = Field(60, ge=1, description="How often sources are polled.")

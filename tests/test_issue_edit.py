@@ -295,3 +295,16 @@ def test_a_sources_section_and_weight_reach_the_issue(settings: Settings) -> Non
     assert min(i.score_parts["source"] for i in north) > max(
         i.score_parts["source"] for i in others
     )
+
+
+def test_the_weeks_length_before_the_send_time_comes_from_settings(settings: Settings) -> None:
+    thursday = datetime(2026, 3, 12, 7, 0, tzinfo=UTC)  # next send: Friday 13 March, 08:00
+    short = settings.model_copy(update={"window_days": 3})
+    _store_week(short)
+    result = build_issue(settings=short, now=thursday)
+    assert result.issue is not None
+    issue = _issue(short)
+    assert issue.window_end == datetime(2026, 3, 13, 8, 0, tzinfo=UTC)
+    assert issue.window_start == datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+    too_short = settings.model_copy(update={"window_days": 1})
+    assert build_issue(settings=too_short, now=thursday).issue is None
