@@ -308,3 +308,25 @@ def test_the_weeks_length_before_the_send_time_comes_from_settings(settings: Set
     assert issue.window_start == datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
     too_short = settings.model_copy(update={"window_days": 1})
     assert build_issue(settings=too_short, now=thursday).issue is None
+
+
+def test_explain_flags_an_undated_article(draft) -> None:  # type: ignore[no-untyped-def]
+    settings, _ = draft
+    with _session(settings) as session:
+        undated, _ = upsert_article(
+            session,
+            ArticleData(
+                key="https://west.example/undated", title="Ferry timetable changes",
+                body="The ferry will leave every forty minutes from next week.\n\nMore text.",
+                source_name="west.example", url="https://west.example/undated",
+            ),
+            now=datetime(2026, 3, 11, 12, tzinfo=UTC),  # first seen inside the week
+        )  # fmt: skip
+        session.flush()
+        undated_id = undated.id
+    edit_issue(settings=settings, now=NOW, ref=WEEK, kind=EditKind.PIN, article_id=undated_id)
+    env = {"DIGEST_DATA_DIR": str(settings.data_dir), "DIGEST_DATABASE_URL": settings.db_url}
+    data = json.loads(runner.invoke(app, ["issue", "explain", WEEK, "--json"], env=env).output)
+    flags = {i["title"]: i["undated"] for i in data["items"]}
+    assert flags.pop("Ferry timetable changes") is True
+    assert not any(flags.values())

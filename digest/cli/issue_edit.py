@@ -156,8 +156,9 @@ def _print_explanation(data: dict[str, Any]) -> None:
     table.columns[2].max_width = 40
     for item in data["items"]:
         why = _parts(item["score_parts"])
-        if item["editor"]:
-            why = f"{why} [{', '.join(item['editor'])}]"
+        flags = [*item["editor"], *(["undated: first seen"] if item["undated"] else [])]
+        if flags:
+            why = f"{why} [{', '.join(flags)}]"
         table.add_row(
             str(item["position"]), str(item["article_id"]), item["title"], item["source"],
             f"{item['score']:.3f}", why,

@@ -141,8 +141,11 @@ def explanation(
     assert issue.id is not None
     edits = edits_of(session, issue.id)
     moved = {article_id for article_id, _ in edits.moves}
+    rows = items_of(session, issue.id)
+    undated = {a.id for a in articles_by_id(session, [i.article_id for i in rows])
+               if a.published_at is None}  # fmt: skip
     items = []
-    for item in items_of(session, issue.id):
+    for item in rows:
         editor = [
             label
             for label, applies in (
@@ -163,6 +166,7 @@ def explanation(
                 "score_parts": dict(item.score_parts),
                 "also_reported_by": list(item.also_reported_by),
                 "editor": editor,
+                "undated": item.article_id in undated,
             }
         )
     return {
