@@ -195,8 +195,8 @@ def select_highlights(
 
     ``pinned`` article ids are always picked (shown through that very article; ids not among
     the candidates are ignored). A ``dropped`` article takes its whole story out, unless another
-    article of that story is pinned. Raises
-    ValueError when two candidates share an article id (a bug upstream).
+    article of that story is pinned. Raises ValueError when two candidates share an article id
+    (a bug upstream).
     """
     cands = sorted(candidates, key=lambda c: c.article_id)
     if len({c.article_id for c in cands}) != len(cands):
