@@ -4,6 +4,7 @@ recipient must get exactly one copy; every refusal is recorded with its code."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -19,8 +20,7 @@ from sqlmodel import select
 
 from digest.db import session_scope
 from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
-from digest.send.commands import run_send
-from digest.send.engine import SendPolicy
+from digest.send.engine import SendPolicy, SendReport, deliver, enqueue_recipients
 from digest.send.smtp import SmtpPool
 from digest.settings import Settings
 
@@ -101,7 +101,17 @@ def test_every_deliverable_recipient_gets_one_copy_through_random_faults(
     cfg = settings.model_copy(update={"smtp_port": port, "smtp_connections": 4})
     pool = SmtpPool(cfg, connect_backoff=0.01)
     policy = SendPolicy(max_attempts=12, retry_base=0.01, retry_cap=0.05, wait_for_retries=5)
-    report = run_send(settings=cfg, now=NOW, sender=pool, policy=policy)
+    with session_scope(engine) as session:
+        issue = session.exec(select(Issue)).one()
+    enqueue_recipients(engine, settings=cfg, issue_id=issue.id or 0, now=NOW)
+
+    async def run() -> SendReport:
+        try:
+            return await deliver(engine, settings=cfg, issue=issue, sender=pool, policy=policy)
+        finally:
+            await pool.aclose()
+
+    report = asyncio.run(run())
 
     assert handler.faults["421"] and handler.faults["451"] and handler.faults["drop"]
     assert pool.connects > cfg.smtp_connections  # 421s and drops forced reconnects

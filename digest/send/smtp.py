@@ -15,6 +15,7 @@ and pauses the whole pool; a relay that cannot be reached, refuses our login or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Sequence
@@ -206,10 +207,8 @@ class SmtpPool:
     async def _retire(self, conn: _Connection) -> None:
         self._all.discard(conn)
         if conn.smtp.is_connected:
-            try:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await conn.smtp.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                pass
         conn.smtp.close()  # also closes a transport whose peer already went away
 
     async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
