@@ -1,0 +1,496 @@
+"""Sending throughput and cost per recipient: digest's engine against a naive sender.
+
+    .venv/bin/python -m bench.sending [--messages 2000] [--connections 8] [--quick]
+
+Receivers: a minimal asyncio SMTP sink on loopback (started here, in its own process) and, when
+Debian's postfix is installed, postfix's own ``smtp-sink`` (a real MTA's benchmark receiver).
+For each receiver, measured in the same run, each scenario in a fresh child process:
+
+  * smtplib, pre-built: messages built and signed beforehand, pushed over one smtplib connection
+    (the receiver's own limit for one connection; no building, no signing);
+  * naive: ``email.message.EmailMessage`` + dkimpy RSA signing + one aiosmtplib connection;
+  * digest pool: ``MessageTemplate`` + the DKIM fast path + ``SmtpPool`` with N connections;
+  * digest engine: the whole ``digest issue send`` path on SQLite (the ledger, consent re-check,
+    group commits) through the same pool.
+
+Reported: CPU of the sending process per recipient (user+system), messages per second (wall),
+peak resident memory of the sending process. All messages carry an RSA-2048 DKIM signature,
+except "smtplib, pre-built", whose signing happened before the clock started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+SENDER = "digest@news.example.org"
+DOMAIN = "news.example.org"
+
+
+# --- the minimal sink ---------------------------------------------------------------------------
+
+
+class _SinkProtocol(asyncio.Protocol):
+    """Answers SMTP with fixed replies; in DATA it only looks for the end marker in new bytes."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.in_data = False
+        self.tail = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 sink ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.in_data:
+            window = self.tail + data
+            end = window.find(b"\r\n.\r\n")
+            if end < 0:
+                self.tail = window[-4:]
+                return
+            self.in_data, self.tail = False, b""
+            self.transport.write(b"250 2.0.0 queued\r\n")
+            data = window[end + 5 :]
+        self.buffer += data
+        while b"\r\n" in self.buffer and not self.in_data:
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.transport.write(b"250-sink\r\n250-SIZE 52428800\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                self.transport.write(b"354 go ahead\r\n")
+                self.in_data, rest, self.buffer = True, self.buffer, b""
+                if rest:
+                    self.data_received(rest)
+            elif verb == b"QUIT":
+                self.transport.write(b"221 bye\r\n")
+                self.transport.close()
+                return
+            else:
+                self.transport.write(b"250 OK\r\n")
+
+
+def serve_sink(port: int) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_SinkProtocol, "127.0.0.1", port, backlog=128)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# --- what is sent ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Issue:
+    subject: str
+    html: str
+    text: str
+
+
+def sample_issue(data_dir: Path) -> Issue:
+    from digest.render import render_digest
+    from digest.render.sample import sample_content
+
+    rendered = render_digest(sample_content(12), settings=bench_settings(data_dir, 0, 1))
+    return Issue(rendered.subject, rendered.html, rendered.text)
+
+
+def bench_settings(data_dir: Path, port: int, connections: int) -> Any:
+    from digest.settings import Settings
+
+    return Settings(
+        data_dir=data_dir,
+        base_url="https://news.example.org",
+        from_email=SENDER,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_connections=connections,
+        smtp_recycle_after=100_000,
+        dkim_domain=DOMAIN,
+        dkim_selector="bench",
+        dkim_private_key=data_dir / "bench.pem",
+    )
+
+
+def addresses(n: int) -> list[tuple[str, str, str]]:
+    return [
+        (
+            f"reader{i}@example.org",
+            f"Reader {i}",
+            f"https://news.example.org/u/{i:08d}-tokentokentokentoken",
+        )
+        for i in range(n)
+    ]
+
+
+# --- scenarios (each runs in a child process) -----------------------------------------------------
+
+
+def naive_message(issue: Issue, to: str, name: str, url: str, key: bytes) -> bytes:
+    import dkim
+
+    from digest.render import Personaliser, recipient_values
+
+    values = recipient_values(unsubscribe_url=url, preferences_url=url, name=name)
+    msg = EmailMessage()
+    msg["From"] = f"The Friday Digest <{SENDER}>"
+    msg["To"] = f"{name} <{to}>"
+    msg["Subject"] = issue.subject
+    msg["Date"] = "Fri, 17 Mar 2017 08:00:00 +0000"
+    msg["Message-ID"] = f"<{time.time_ns()}@{DOMAIN}>"
+    msg["List-Id"] = f"The Friday Digest <friday.{DOMAIN}>"
+    msg["List-Unsubscribe"] = f"<{url}>, <mailto:unsubscribe@{DOMAIN}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(Personaliser(issue.text, html=False).fill(values))
+    msg.add_alternative(Personaliser(issue.html, html=True).fill(values), subtype="html")
+    data = msg.as_bytes().replace(b"\n", b"\r\n")
+    headers = [
+        b"from",
+        b"to",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"list-id",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+        b"from",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+    ]
+    signature = dkim.sign(
+        data,
+        b"bench",
+        DOMAIN.encode(),
+        key,
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=headers,
+    )
+    return bytes(signature) + data
+
+
+def run_scenario(name: str, *, port: int, n: int, connections: int, work: Path) -> dict[str, Any]:
+    issue = Issue(**json.loads((work / "issue.json").read_text()))
+    key = (work / "bench.pem").read_bytes()
+    people = addresses(n)
+    settings = bench_settings(work, port, connections)
+
+    if name == "smtplib":
+        from digest.send.dkim import DkimSigner
+        from digest.send.message import MessageTemplate, Recipient
+
+        template = MessageTemplate.build(
+            subject=issue.subject,
+            html=issue.html,
+            text=issue.text,
+            settings=settings,
+            campaign="2017-W11",
+            signer=DkimSigner.from_settings(settings),
+        )
+        now = datetime.now(UTC)
+        built = [
+            (to, template.render(Recipient(to, nm, url, url), date=now, message_id=f"<{i}@x>"))
+            for i, (to, nm, url) in enumerate(people)
+        ]
+        start_cpu, start = time.process_time(), time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            for to, data in built:
+                smtp.sendmail(SENDER, [to], data)
+        return _result(start_cpu, start, n)
+
+    if name == "naive":
+        import aiosmtplib
+
+        async def go() -> None:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+            await smtp.connect()
+            for to, nm, url in people:
+                await smtp.sendmail(SENDER, [to], naive_message(issue, to, nm, url, key))
+            await smtp.quit()
+
+        start_cpu, start = time.process_time(), time.perf_counter()
+        asyncio.run(go())
+        return _result(start_cpu, start, n)
+
+    if name == "pool":
+        from digest.send.dkim import DkimSigner
+        from digest.send.message import MessageTemplate, Recipient
+        from digest.send.smtp import SmtpPool
+
+        async def go_pool() -> None:
+            template = MessageTemplate.build(
+                subject=issue.subject,
+                html=issue.html,
+                text=issue.text,
+                settings=settings,
+                campaign="2017-W11",
+                signer=DkimSigner.from_settings(settings),
+            )
+            pool = SmtpPool(settings)
+            queue = list(reversed(people))
+
+            async def worker() -> None:
+                while queue:
+                    to, nm, url = queue.pop()
+                    data = template.render(
+                        Recipient(to, nm, url, url),
+                        date=datetime.now(UTC),
+                        message_id=f"<{time.time_ns()}@{DOMAIN}>",
+                    )
+                    await pool.send(envelope_from=SENDER, recipients=[to], message=data)
+
+            await asyncio.gather(*(worker() for _ in range(connections)))
+            await pool.aclose()
+
+        start_cpu, start = time.process_time(), time.perf_counter()
+        asyncio.run(go_pool())
+        return _result(start_cpu, start, n)
+
+    if name == "engine":
+        from digest.send.commands import run_send
+
+        db_dir = work / f"engine-{port}"
+        shutil.copytree(work / "engine-template", db_dir)
+        settings = bench_settings(db_dir, port, connections).model_copy(
+            update={"dkim_private_key": work / "bench.pem"}
+        )
+        start_cpu, start = time.process_time(), time.perf_counter()
+        report = run_send(settings=settings, now=datetime.now(UTC))
+        assert report.sent == n, report.summary()
+        result = _result(start_cpu, start, n)
+        result["sent"] = report.sent
+        return result
+
+    raise SystemExit(f"unknown scenario {name}")
+
+
+def _result(start_cpu: float, start: float, n: int) -> dict[str, Any]:
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"cpu_ms_per_msg": cpu / n * 1000, "per_s": n / wall, "rss_mb": rss_kb / 1024}
+
+
+def build_cost(work: Path, n: int) -> dict[str, float]:
+    """CPU per message of building + signing alone (no network), ours against the naive path."""
+    from digest.send.dkim import DkimSigner
+    from digest.send.message import MessageTemplate, Recipient
+
+    issue = Issue(**json.loads((work / "issue.json").read_text()))
+    key = (work / "bench.pem").read_bytes()
+    settings = bench_settings(work, 0, 1)
+    people = addresses(n)
+    start = time.process_time()
+    template = MessageTemplate.build(
+        subject=issue.subject,
+        html=issue.html,
+        text=issue.text,
+        settings=settings,
+        campaign="2017-W11",
+        signer=DkimSigner.from_settings(settings),
+    )
+    now = datetime.now(UTC)
+    size = 0
+    for i, (to, nm, url) in enumerate(people):
+        size = len(template.render(Recipient(to, nm, url, url), date=now, message_id=f"<{i}@x>"))
+    ours = (time.process_time() - start) / n * 1000
+    few = people[: max(20, n // 20)]
+    start = time.process_time()
+    for to, nm, url in few:
+        naive_message(issue, to, nm, url, key)
+    naive = (time.process_time() - start) / len(few) * 1000
+    return {"ours_ms": ours, "naive_ms": naive, "size": size}
+
+
+# --- orchestration --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int) -> None:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.recv(100)
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"receiver on port {port} did not start")
+
+
+def start_receiver(kind: str) -> tuple[subprocess.Popen[bytes], int] | None:
+    port = free_port()
+    if kind == "sink":
+        cmd = [sys.executable, "-m", "bench.sending", "--sink", str(port)]
+    else:
+        binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        if not Path(binary).exists():
+            return None
+        cmd = [binary, "-u", "nobody", f"127.0.0.1:{port}", "256"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+def child(name: str, *, port: int, n: int, connections: int, work: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.sending",
+            "--run",
+            name,
+            "--port",
+            str(port),
+            "--messages",
+            str(n),
+            "--connections",
+            str(connections),
+            "--work",
+            str(work),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def prepare(work: Path, n: int, connections: int) -> None:
+    from digest.send.dkim import generate_key
+
+    generate_key(path=work / "bench.pem")
+    issue = sample_issue(work / "render")
+    (work / "issue.json").write_text(json.dumps(issue.__dict__))
+    prepare_engine_issue(work / "engine-template", issue=issue, n=n)
+
+
+def prepare_engine_issue(data_dir: Path, *, issue: Issue, n: int) -> None:
+    """A SQLite store with ``n`` confirmed subscribers and the issue, copied for each run."""
+    from digest.db import make_engine, session_scope
+    from digest.models import Issue as IssueRow
+    from digest.models import IssueStatus, Subscriber
+
+    settings = bench_settings(data_dir, 0, 1)
+    engine = make_engine(settings)
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        session.add_all(
+            Subscriber(email=to, name=name, status="confirmed", confirmed_at=now)
+            for to, name, _ in addresses(n)
+        )
+        session.add(
+            IssueRow(
+                newsletter=settings.newsletter_id,
+                week="2017-W11",
+                subject=issue.subject,
+                html=issue.html,
+                text=issue.text,
+                status=IssueStatus.APPROVED,
+            )
+        )
+    engine.dispose()
+    settings.secret()  # created once here, not raced for later
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="500 messages, 200 for the baseline")
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        serve_sink(args.sink)
+        return
+    if args.run:
+        result = run_scenario(
+            args.run, port=args.port, n=args.messages, connections=args.connections, work=args.work
+        )
+        print(json.dumps(result))
+        return
+
+    n = 500 if args.quick else args.messages
+    naive_n = min(n, 200 if args.quick else 500)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        prepare(work, n, args.connections)
+        cost = build_cost(work, min(n, 1000))
+        print(f"message: {cost['size']:,} bytes (12-item sample issue), DKIM RSA-2048 on all")
+        print(
+            f"build + sign only, CPU per message: digest {cost['ours_ms']:.3f} ms, "
+            f"naive EmailMessage + dkimpy {cost['naive_ms']:.2f} ms"
+        )
+        print()
+        print(
+            "| receiver | sender | messages | CPU per message | messages/s | vs receiver limit "
+            "| peak RSS |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for kind in ("sink", "smtp-sink"):
+            started = start_receiver(kind)
+            label = "minimal asyncio sink" if kind == "sink" else "postfix smtp-sink"
+            if started is None:
+                print(f"| {label} | not installed (apt-get install postfix) | | | | | |")
+                continue
+            proc, port = started
+            try:
+                rows = [
+                    ("smtplib, pre-built (limit)", "smtplib", n, 1),
+                    ("naive: EmailMessage + dkimpy, 1 aiosmtplib conn", "naive", naive_n, 1),
+                    (f"digest pool, {args.connections} connections", "pool", n, args.connections),
+                    (
+                        f"digest engine + ledger (SQLite), {args.connections} conn",
+                        "engine",
+                        n,
+                        args.connections,
+                    ),
+                ]
+                limit = None
+                for title, name, count, conns in rows:
+                    if name == "engine" and not (work / "engine-template").exists():
+                        continue
+                    r = child(name, port=port, n=count, connections=conns, work=work)
+                    limit = limit or r["per_s"]
+                    print(
+                        f"| {label} | {title} | {count:,} | {r['cpu_ms_per_msg']:.3f} ms | "
+                        f"{r['per_s']:,.0f} | {r['per_s'] / limit:.0%} | {r['rss_mb']:.0f} MB |"
+                    )
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
