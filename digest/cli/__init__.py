@@ -45,6 +45,7 @@ from digest.cli import issue_check as _issue_check  # noqa: E402,F401
 from digest.cli import issue_schedule as _issue_schedule  # noqa: E402,F401
 from digest.cli import issue_send as _issue_send  # noqa: E402,F401
 from digest.cli import scheduler as _scheduler  # noqa: E402,F401
+from digest.cli import sources as _sources  # noqa: E402,F401
 from digest.cli import subscribers as _subscribers  # noqa: E402,F401
 from digest.cli import suppressions as _suppressions  # noqa: E402,F401
 from digest.cli import web as _web  # noqa: E402,F401

@@ -84,3 +84,14 @@ def count_articles(session: Session) -> int:
     from sqlalchemy import func
 
     return int(session.exec(select(func.count()).select_from(Article)).one())
+
+
+def signatures_since(session: Session, *, since: datetime) -> list[tuple[int, list[int]]]:
+    """(id, near-duplicate signature) of articles first seen since ``since``, oldest first:
+    what a new article is compared with to find the earlier telling it repeats."""
+    rows = session.exec(
+        select(Article.id, Article.signature)
+        .where(col(Article.first_seen_at) >= since, col(Article.signature).is_not(None))
+        .order_by(col(Article.id))
+    ).all()
+    return [(int(i), list(sig)) for i, sig in rows if i is not None and sig]
