@@ -309,3 +309,28 @@ def test_a_pin_outranks_a_drop_of_another_article_of_the_same_story() -> None:
     )
     assert 3 in [p.article_id for p in selection.picks]
     assert not any(left.reason == "dropped by the editor" for left in selection.left_out)
+
+
+def test_a_publisher_with_one_source_still_gets_a_full_issue() -> None:
+    from digest.select.diversity import outlet_cap
+
+    assert outlet_cap(items=12, share=0.3, outlets=1) == 12
+    assert outlet_cap(items=12, share=0.3, outlets=3) == 4
+    assert outlet_cap(items=12, share=0.3, outlets=9) == 3
+
+
+def test_a_single_outlet_week_fills_every_slot() -> None:
+    subjects = ["harbour", "library", "council", "school", "bakery", "river", "stadium",
+                "museum", "railway", "hospital", "market", "theatre", "airport", "park"]  # fmt: skip
+    cands = [
+        Candidate(
+            article_id=k + 1, title=f"The {word} story of the week number {k}",
+            body=f"A long report about the {word} and what changed there this week. "
+                 f"People near the {word} spoke to our reporter about it.",
+            url=f"https://one.example/{k}", source="one.example",
+            published=NOW - timedelta(hours=k + 1), first_seen=NOW - timedelta(hours=k + 1),
+        )  # fmt: skip
+        for k, word in enumerate(subjects)
+    ]
+    selection = select_highlights(cands, now=NOW, options=SelectionOptions(items=12))
+    assert len(selection.picks) == 12

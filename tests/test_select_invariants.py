@@ -79,7 +79,7 @@ def test_every_selection_respects_its_limits(
     ids = [p.article_id for p in selection.picks]
     assert len(ids) == len(set(ids)) <= items
     assert selection.stories <= len(cands)
-    cap = outlet_cap(items=items, share=share)
+    cap = outlet_cap(items=items, share=share, outlets=len({c.source for c in cands}))
     for outlet in OUTLETS:
         assert sum(p.source == outlet for p in selection.picks) <= cap
     by_id = {c.article_id: c for c in cands}

@@ -234,7 +234,11 @@ def select_highlights(
             entries,
             similarity,
             items=options.items,
-            max_per_outlet=outlet_cap(items=options.items, share=options.max_outlet_share),
+            max_per_outlet=outlet_cap(
+                items=options.items,
+                share=options.max_outlet_share,
+                outlets=len({c.source for c in cands}),
+            ),
             section_quota=options.section_quota,
             diversity=options.diversity,
             duplicate=DUPLICATE_SIMILARITY,

@@ -65,9 +65,11 @@ class Outcome:
     reasons: dict[int, Reason] = field(default_factory=dict)  # entry position -> why left out
 
 
-def outlet_cap(*, items: int, share: float) -> int:
-    """Most picks one outlet may have: ``share`` of ``items``, rounded down, at least one."""
-    return max(1, int(share * items + 1e-9))
+def outlet_cap(*, items: int, share: float, outlets: int) -> int:
+    """Most picks one outlet may have: ``share`` of ``items``, rounded down, at least one —
+    but never so few that ``outlets`` outlets cannot fill the issue (a publisher with one
+    or two sources still gets a full issue; the cap bites where there is choice)."""
+    return max(1, int(share * items + 1e-9), -(-items // max(1, outlets)))
 
 
 def choose(
