@@ -35,15 +35,28 @@ def add_people(engine: Engine, settings: Settings, n: int, *, start: int = 0) ->
     emails = [f"reader{i:04d}@example.org" for i in range(start, start + n)]
     with session_scope(engine) as session:
         for i, email in enumerate(emails):
-            add_confirmed(session, settings=settings, email=email, name=f"Reader {start + i}",
-                          evidence="test", source="test", now=NOW)  # fmt: skip
+            add_confirmed(
+                session,
+                settings=settings,
+                email=email,
+                name=f"Reader {start + i}",
+                evidence="test",
+                source="test",
+                now=NOW,
+            )
     return emails
 
 
 def add_issue(engine: Engine, settings: Settings, week: str = "2017-W11") -> Issue:
     with session_scope(engine) as session:
-        issue = Issue(newsletter=settings.newsletter_id, week=week, subject="Five stories",
-                      html=HTML, text=TEXT, status=IssueStatus.APPROVED)  # fmt: skip
+        issue = Issue(
+            newsletter=settings.newsletter_id,
+            week=week,
+            subject="Five stories",
+            html=HTML,
+            text=TEXT,
+            status=IssueStatus.APPROVED,
+        )
         session.add(issue)
         session.flush()
         session.refresh(issue)
@@ -120,13 +133,18 @@ def test_retries_stop_after_max_attempts_and_retry_failed_requeues(
     issue = add_issue(engine, settings)
     sender = MemorySender()
     sender.fail(emails[0], 451, "busy", times=3)
-    report = send(engine, settings, issue, sender, SendPolicy(max_attempts=3, retry_base=0.01,
-                                                                retry_cap=0.02))  # fmt: skip
+    report = send(
+        engine, settings, issue, sender, SendPolicy(max_attempts=3, retry_base=0.01, retry_cap=0.02)
+    )
     assert states(engine, issue.id or 0)[emails[0]] == "failed_temporary"
     assert report.counts["failed_temporary"] == 1
     with session_scope(engine) as session:
-        assert ledger.requeue(session, issue_id=issue.id or 0, statuses=[S.FAILED_TEMPORARY],
-                              reset_attempts=True) == 1  # fmt: skip
+        assert (
+            ledger.requeue(
+                session, issue_id=issue.id or 0, statuses=[S.FAILED_TEMPORARY], reset_attempts=True
+            )
+            == 1
+        )
     send(engine, settings, issue, sender)
     assert states(engine, issue.id or 0)[emails[0]] == "sent"
     assert len(sender.to(emails[0])) == 1
@@ -141,10 +159,21 @@ def test_consent_is_rechecked_right_before_sending(engine: Engine, settings: Set
 
         gone = subscriber_by_email(session, emails[0])
         assert gone is not None
-        consent.transition(session, gone, SubscriberStatus.UNSUBSCRIBED, source="test", now=NOW,
-                           list_id=settings.newsletter_id)  # fmt: skip
-        add_suppression(session, email_hash=consent.email_hash(emails[1]), scope="global",
-                        reason="complaint", now=NOW)  # fmt: skip
+        consent.transition(
+            session,
+            gone,
+            SubscriberStatus.UNSUBSCRIBED,
+            source="test",
+            now=NOW,
+            list_id=settings.newsletter_id,
+        )
+        add_suppression(
+            session,
+            email_hash=consent.email_hash(emails[1]),
+            scope="global",
+            reason="complaint",
+            now=NOW,
+        )
     sender = MemorySender()
     report = send(engine, settings, issue, sender)
     assert [r[0] for _, r, _ in sender.sent] == [emails[2]]
@@ -165,8 +194,11 @@ def test_rows_left_sending_by_a_dead_worker_become_uncertain_and_are_not_resent(
     alive = f"{socket.gethostname()}:{os.getppid()}:alive"
     with session_scope(engine) as session:
         for email, worker in ((emails[0], dead), (emails[1], alive)):
-            session.execute(sa.update(Delivery).where(Delivery.email == email)  # type: ignore[arg-type]
-                            .values(status="sending", worker=worker, claimed_at=NOW))  # fmt: skip
+            session.execute(
+                sa.update(Delivery)
+                .where(Delivery.email == email)  # type: ignore[arg-type]
+                .values(status="sending", worker=worker, claimed_at=NOW)
+            )
     sender = MemorySender()
     report = asyncio.run(
         deliver(engine, settings=settings, issue=issue, sender=sender, policy=FAST)
@@ -175,8 +207,15 @@ def test_rows_left_sending_by_a_dead_worker_become_uncertain_and_are_not_resent(
     assert got[emails[0]] == "uncertain" and got[emails[1]] == "sending"
     assert sorted(r[0] for _, r, _ in sender.sent) == emails[2:]
     assert report.uncertain == 1
-    again = asyncio.run(deliver(engine, settings=settings, issue=issue, sender=sender,
-                                policy=SendPolicy(resend_uncertain=True)))  # fmt: skip
+    again = asyncio.run(
+        deliver(
+            engine,
+            settings=settings,
+            issue=issue,
+            sender=sender,
+            policy=SendPolicy(resend_uncertain=True),
+        )
+    )
     assert again.resent_uncertain == 1 and len(sender.to(emails[0])) == 1
 
 
@@ -210,8 +249,13 @@ def test_the_dry_run_plan_names_who_is_skipped_and_why(engine: Engine, settings:
     emails = add_people(engine, settings, 2)
     issue = add_issue(engine, settings)
     with session_scope(engine) as session:
-        add_suppression(session, email_hash=consent.email_hash(emails[0]), scope="global",
-                        reason="hard_bounce", now=NOW)  # fmt: skip
+        add_suppression(
+            session,
+            email_hash=consent.email_hash(emails[0]),
+            scope="global",
+            reason="hard_bounce",
+            now=NOW,
+        )
     rows = {r.email: r for r in plan(engine, settings=settings, issue_id=issue.id or 0)}
     assert rows[emails[0]].send is False and "suppressed" in rows[emails[0]].reason
     assert rows[emails[1]].send is True
@@ -222,8 +266,16 @@ def test_a_test_copy_touches_no_ledger_row(engine: Engine, settings: Settings) -
     add_people(engine, settings, 2)
     issue = add_issue(engine, settings)
     sender = MemorySender()
-    asyncio.run(send_test(engine, settings=settings, issue=issue, address="Editor@Example.com",
-                          sender=sender, now=NOW))  # fmt: skip
+    asyncio.run(
+        send_test(
+            engine,
+            settings=settings,
+            issue=issue,
+            address="Editor@Example.com",
+            sender=sender,
+            now=NOW,
+        )
+    )
     assert [r for _, r, _ in sender.sent] == [("editor@example.com",)]
     assert states(engine, issue.id or 0) == {}
     with session_scope(engine) as session:
@@ -238,3 +290,41 @@ def test_run_send_enqueues_sends_and_reports_counts(settings: Settings, engine: 
     with session_scope(engine) as session:
         rate = ledger.rate(session, issue_id=1, now=datetime.now(UTC) + timedelta(seconds=1))
     assert rate.last_minute == 4
+
+
+def test_the_batched_eligibility_agrees_with_may_receive(
+    engine: Engine, settings: Settings
+) -> None:
+    from digest.models import Subscriber
+    from digest.subscribers.service import may_receive
+
+    emails = add_people(engine, settings, 6)
+    with session_scope(engine) as session:
+        from digest.store.subscribers import subscriber_by_email
+
+        people = [subscriber_by_email(session, e) for e in emails]
+        assert all(p is not None for p in people)
+        people[1].paused = True  # type: ignore[union-attr]
+        people[2].erased_at = NOW  # type: ignore[union-attr]
+        consent.transition(session, people[3], SubscriberStatus.UNSUBSCRIBED, source="test",  # type: ignore[arg-type]
+                           now=NOW, list_id=settings.newsletter_id)  # fmt: skip
+        add_suppression(session, email_hash=consent.email_hash(emails[4]), scope="global",
+                        reason="complaint", now=NOW)  # fmt: skip
+        add_suppression(session, email_hash=consent.email_hash(emails[5]),
+                        scope=settings.newsletter_id, reason="hard_bounce", now=NOW)  # fmt: skip
+        for p in people:
+            session.add(p)
+    with session_scope(engine) as session:
+        subs = session.exec(select(Subscriber)).all()
+        ok = ledger.eligible_subscribers(
+            session, subscriber_ids=[s.id or 0 for s in subs], newsletter=settings.newsletter_id
+        )
+        verdicts = {
+            s.email: (
+                s.id in ok,
+                may_receive(session, s, newsletter=settings.newsletter_id) is None,
+            )
+            for s in subs
+        }
+    assert all(batch == single for batch, single in verdicts.values()), verdicts
+    assert [e for e, (batch, _) in verdicts.items() if batch] == [emails[0]]

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from digest.errors import InputError
 from digest.render.personalise import Personaliser, recipient_values
-from digest.send.message import MessageTemplate, Recipient, new_message_id, qp_lines
+from digest.send.message import (
+    MessageTemplate,
+    Recipient,
+    WireBytes,
+    new_message_id,
+    qp_lines,
+)
 from digest.send.smtp import is_wire_clean
 from digest.settings import Settings
 
@@ -104,8 +110,18 @@ def test_a_missing_name_gets_the_same_stand_in_as_the_renderer() -> None:
 def test_required_headers_appear_exactly_once() -> None:
     data = render(build())
     msg = parse(data)
-    for name in ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
-                 "List-Unsubscribe-Post", "Feedback-ID", "MIME-Version"):  # fmt: skip
+    for name in (
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Feedback-ID",
+        "MIME-Version",
+    ):
         assert len(msg.get_all(name) or []) == 1, name
     assert msg["Message-ID"] == "<m1@news.example.org>"
     assert msg["List-Id"] == "The Friday Digest <friday.news.example.org>"
@@ -157,9 +173,12 @@ def test_a_name_with_specials_is_quoted() -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("name", "Ann\r\nBcc: victim@example.com"), ("email", "ann@example.net\nBcc: x@y.z"),
-     ("unsubscribe_url", "https://news.example.org/u/T\r\nX-Evil: 1")],
-)  # fmt: skip
+    [
+        ("name", "Ann\r\nBcc: victim@example.com"),
+        ("email", "ann@example.net\nBcc: x@y.z"),
+        ("unsubscribe_url", "https://news.example.org/u/T\r\nX-Evil: 1"),
+    ],
+)
 def test_it_refuses_line_breaks_in_recipient_header_values(field: str, value: str) -> None:
     with pytest.raises(InputError):
         render(build(), recipient(**{field: value}))
@@ -177,7 +196,8 @@ def test_an_international_domain_is_sent_as_punycode() -> None:
 
 def test_the_bytes_are_wire_ready_crlf_short_lines_no_leading_dot() -> None:
     data = render(build())
-    assert is_wire_clean(data)
+    assert isinstance(data, WireBytes)
+    assert is_wire_clean(bytes(data))
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     body = data.split(b"\r\n\r\n", 1)[1]
     assert max(len(line) for line in body.split(b"\r\n")) <= 76

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.errors import InputError, RelayUnavailable, SendError
@@ -218,7 +219,7 @@ class _Rounds:
                 waiter.set_result(result)
 
     def _apply(self, outcomes: list[dict[str, Any]], wanted: int) -> list[_Next]:
-        from digest.subscribers.service import may_receive, preferences_url, unsubscribe_url
+        from digest.subscribers.service import preferences_url, unsubscribe_url
 
         now = self._clock()
         jobs: list[_Next] = []
@@ -236,25 +237,21 @@ class _Rounds:
                 )
                 if not claimed:
                     break
+                ok = ledger.eligible_subscribers(
+                    session,
+                    subscriber_ids=[row.subscriber_id for row in claimed],
+                    newsletter=settings.newsletter_id,
+                )
                 for row in claimed:
-                    subscriber = session.get(Subscriber, row.subscriber_id)
-                    reason = (
-                        "subscriber deleted"
-                        if subscriber is None
-                        else may_receive(session, subscriber, newsletter=settings.newsletter_id)
-                    )
-                    if reason is not None or subscriber is None:
+                    subscriber = ok.get(row.subscriber_id)
+                    if subscriber is None:
+                        reason = self._why_not(session, row)
                         ledger.record(
                             session,
-                            [
-                                {
-                                    "id": row.delivery_id,
-                                    "status": S.SKIPPED.value,
-                                    "last_error": reason,
-                                }
-                            ],
-                        )
-                        self._report.skipped.append((row.email, reason or ""))
+                            [{"id": row.delivery_id, "status": S.SKIPPED.value,
+                              "last_error": reason}],
+                        )  # fmt: skip
+                        self._report.skipped.append((row.email, reason))
                         if self._progress:
                             self._progress.advance("skipped")
                         continue
@@ -277,6 +274,16 @@ class _Rounds:
                         wait = seconds
                 jobs += [wait] * (wanted - len(jobs))
         return jobs
+
+    def _why_not(self, session: Session, row: ledger.Claimed) -> str:
+        """The consent module's own words for why this row's subscriber is left out."""
+        from digest.subscribers.service import may_receive
+
+        subscriber = session.get(Subscriber, row.subscriber_id)
+        if subscriber is None:
+            return "subscriber deleted"
+        reason = may_receive(session, subscriber, newsletter=self._settings.newsletter_id)
+        return reason or "no longer eligible (consent or suppression changed)"
 
     def _recipient(
         self,
@@ -381,9 +388,14 @@ async def deliver(
                 return
             try:
                 outcome = await _send_one(
-                    item, template=template, sender=sender, settings=settings, clock=clock,
-                    policy=policy, report=report,
-                )  # fmt: skip
+                    item,
+                    template=template,
+                    sender=sender,
+                    settings=settings,
+                    clock=clock,
+                    policy=policy,
+                    report=report,
+                )
             except RelayUnavailable:
                 rounds.record(back_to_queue)  # never handed over: it waits for the next run
                 raise

@@ -54,6 +54,14 @@ _QP_TOKEN = [
 _QP_VALUE_TOKEN = [t if t not in (" ", "\t") else f"={ord(t):02X}" for t in _QP_TOKEN]
 
 
+class WireBytes(bytes):
+    """Bytes already in SMTP DATA form: CRLF line endings only, ending in CRLF, and no line
+    starting with "." (so nothing to dot-stuff). ``MessageTemplate.render`` returns these (the
+    property tests check it), and ``send.smtp`` skips its cleanliness scan for them."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
     email: str
@@ -358,7 +366,7 @@ class MessageTemplate:
         body = b"".join(pieces)
         head = self._fixed_headers + "".join(header_lines).encode("ascii")
         if self.signer is None:
-            return head + b"\r\n" + body
+            return WireBytes(head + b"\r\n" + body)
         # Values are encoded so that their canonical form is themselves (see qp_lines).
         first = self._first_slot
         rest = self._canonical_rest.copy()
@@ -369,7 +377,7 @@ class MessageTemplate:
         signature = self.signer.signature_for(
             head, body_hash=body_hash.digest(), timestamp=int(date.timestamp())
         )
-        return signature + head + b"\r\n" + body
+        return WireBytes(b"".join((signature, head, b"\r\n", body)))
 
 
 def _atom(value: str) -> str:

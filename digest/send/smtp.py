@@ -25,6 +25,7 @@ import aiosmtplib
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from digest.errors import RelayUnavailable, SendError
+from digest.send.message import WireBytes
 from digest.send.ratelimit import Gate, RateLimiter
 from digest.settings import Settings
 
@@ -80,7 +81,7 @@ class WireSMTP(aiosmtplib.SMTP):
 
     async def send_wire(self, sender: str, recipients: Sequence[str], message: bytes) -> None:
         """MAIL, RCPT, DATA for ``message``; raises aiosmtplib errors (the pool translates)."""
-        if not is_wire_clean(message):
+        if not isinstance(message, WireBytes) and not is_wire_clean(message):
             message = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
         options = [f"SIZE={len(message)}"] if self.supports_extension("size") else []
         await self.mail(sender, options=options)

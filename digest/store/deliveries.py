@@ -283,3 +283,29 @@ def states_by_subscriber(session: Session, *, issue_id: int) -> dict[int, str]:
         select(Delivery.subscriber_id, Delivery.status).where(col(Delivery.issue_id) == issue_id)
     ).all()
     return {int(r[0]): str(r[1]) for r in rows}
+
+
+def eligible_subscribers(
+    session: Session, *, subscriber_ids: Sequence[int], newsletter: str
+) -> dict[int, Subscriber]:
+    """The subscribers among ``subscriber_ids`` who may receive ``newsletter`` right now.
+
+    One query per claimed batch, with the predicates of ``store.subscribers.confirmed_recipients``
+    (confirmed, not paused, not erased, not suppressed globally or for this newsletter); the send
+    loop asks ``subscribers.consent.may_receive`` for the reason of any row left out.
+    """
+    if not subscriber_ids:
+        return {}
+    from digest.models import SubscriberStatus
+    from digest.store.suppressions import not_suppressed_clause
+
+    rows = session.exec(
+        select(Subscriber).where(
+            col(Subscriber.id).in_(list(subscriber_ids)),
+            Subscriber.status == SubscriberStatus.CONFIRMED,
+            col(Subscriber.paused).is_(False),
+            col(Subscriber.erased_at).is_(None),
+            not_suppressed_clause(col(Subscriber.email_hash), newsletter=newsletter),
+        )
+    ).all()
+    return {int(s.id or 0): s for s in rows}
