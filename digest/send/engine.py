@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -181,19 +182,17 @@ class _Rounds:
         self._report, self._progress = report, progress
         self._waiters: list[asyncio.Future[_Next]] = []
         self._outcomes: list[dict[str, Any]] = []
-        self._scheduled = False
+        self._runner: asyncio.Future[None] | None = None
         self._secret = settings.secret() if settings.verp_domain else b""
 
     def record(self, outcome: dict[str, Any]) -> None:
         self._outcomes.append(outcome)
 
     async def next(self) -> _Next:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[_Next] = loop.create_future()
+        waiter: asyncio.Future[_Next] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._round)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.ensure_future(self._drain())
         return await waiter
 
     def flush(self) -> None:
@@ -203,20 +202,22 @@ class _Rounds:
             with session_scope(self._engine) as session:
                 ledger.record(session, outcomes)
 
-    def _round(self) -> None:
-        self._scheduled = False
-        waiters, self._waiters = self._waiters, []
-        outcomes, self._outcomes = self._outcomes, []
-        try:
-            results = self._apply(outcomes, len(waiters))
-        except BaseException as exc:  # the database failed: every waiting worker learns it
-            for waiter in waiters:
+    async def _drain(self) -> None:
+        # One round at a time, in a thread: while it commits (an fsync on SQLite), the loop
+        # keeps talking SMTP, and the outcomes and requests that pile up share the next round.
+        while self._waiters:
+            waiters, self._waiters = self._waiters, []
+            outcomes, self._outcomes = self._outcomes, []
+            try:
+                results = await asyncio.to_thread(self._apply, outcomes, len(waiters))
+            except BaseException as exc:  # the database failed: every waiting worker learns it
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                return
+            for waiter, result in zip(waiters, results, strict=True):
                 if not waiter.done():
-                    waiter.set_exception(exc)
-            return
-        for waiter, result in zip(waiters, results, strict=True):
-            if not waiter.done():
-                waiter.set_result(result)
+                    waiter.set_result(result)
 
     def _apply(self, outcomes: list[dict[str, Any]], wanted: int) -> list[_Next]:
         from digest.subscribers.service import preferences_url, unsubscribe_url
@@ -339,6 +340,8 @@ async def deliver(
     relay does not raise: the report's ``paused`` says why and the unsent rows stay queued.
     """
     policy = policy or SendPolicy()
+    # Read the token secret once, not from its file for every link of every message.
+    settings = settings.model_copy(update={"secret_key": SecretStr(settings.secret().decode())})
     assert issue.id is not None
     report = SendReport(issue_week=issue.week)
     template = build_template(settings=settings, issue=issue)
