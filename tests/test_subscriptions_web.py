@@ -289,3 +289,26 @@ def test_the_preferences_page_pauses_renames_unsubscribes_and_resubscribes(site:
     assert [e.action for e in site.events()] == [
         "confirmed", "paused", "unsubscribed", "confirmed",
     ]  # fmt: skip
+
+
+# --- races ---------------------------------------------------------------------------------------
+
+
+def test_simultaneous_clicks_and_sign_ups_write_one_event_each(site: Site) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sign_up(site, "ana@example.org")
+    path = confirm_path(site, "ana@example.org")
+    with ThreadPoolExecutor(8) as pool:
+        confirms = list(pool.map(lambda _: httpx.post(site.url + path, timeout=30), range(8)))
+        sign_ups = list(pool.map(lambda _: sign_up(site, "bo@example.org"), range(3)))
+    assert [r.status_code for r in confirms] == [200] * 8
+    assert [r.status_code for r in sign_ups] == [200] * 3
+    actions = [(e.subscriber_id, e.action) for e in site.events()]
+    ana = site.subscriber("ana@example.org")
+    bo = site.subscriber("bo@example.org")
+    assert ana is not None and bo is not None
+    assert actions.count((ana.id, "confirmed")) == 1
+    assert actions.count((bo.id, "subscribe_requested")) == 3
+    with Session(site.engine) as session:
+        assert consent.verify_chain(session).ok

@@ -25,9 +25,10 @@ from typing import Any
 from fastapi import BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from digest.db import make_engine, session_scope
-from digest.errors import DigestError, InputError, NotFound, StateError
+from digest.errors import ConsentError, DigestError, InputError, NotFound, StateError
 from digest.settings import Settings
 from digest.subscribers import consent, service, tokens
 from digest.subscribers.mail import send_confirmation
@@ -255,10 +256,18 @@ def subscribe_submit(
             message="Too many sign-up requests; please try again in an hour.",
         )
     now = _now(request)
-    with session_scope(_engine(request)) as session:
-        outcome = service.subscribe(
-            session, settings=settings, email=address, name=name, source="web", now=now, **who
-        )
+    for attempt in (1, 2):
+        try:
+            with session_scope(_engine(request)) as session:
+                outcome = service.subscribe(
+                    session, settings=settings, email=address, name=name, source="web", now=now,
+                    **who,
+                )  # fmt: skip
+            break
+        except (IntegrityError, ConsentError):
+            # Two sign-ups for the same new address raced: the loser sees the winner's row now.
+            if attempt == 2:
+                raise
     if outcome.confirm_url is not None:
         background.add_task(
             _mail_confirmation, settings, getattr(request.app.state, "sender", None), outcome, now
