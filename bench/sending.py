@@ -446,6 +446,8 @@ def main() -> None:
         work = Path(tmp)
         prepare(work, n, args.connections)
         cost = build_cost(work, min(n, 1000))
+        load = os.getloadavg()[0]
+        print(f"{os.cpu_count()} CPUs, load average {load:.1f} at the start (others' work counts)")
         print(f"message: {cost['size']:,} bytes (12-item sample issue), DKIM RSA-2048 on all")
         print(
             f"build + sign only, CPU per message: digest {cost['ours_ms']:.3f} ms, "

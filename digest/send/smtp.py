@@ -105,8 +105,8 @@ class WireSMTP(aiosmtplib.SMTP):
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         try:
             # No await between write and read_response: the reply cannot arrive unclaimed.
-            protocol.write(message)
-            protocol.write(b".\r\n")
+            # One write: the end-of-data marker travels with the body, not in a segment of its own.
+            protocol.write(message + b".\r\n")
             response = await protocol.read_response(timeout=self.timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             self.close()
