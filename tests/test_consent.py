@@ -395,3 +395,23 @@ def test_a_persons_record_holds_their_whole_history(db: Session, settings: Setti
     assert record["email"] == "ana@example.org" and record["status"] == "confirmed"
     assert [e["action"] for e in record["events"]] == ["subscribe_requested", "confirmed"]
     assert record["events"][0]["ip"] == "192.0.2.7"
+
+
+def test_bulk_admission_follows_the_same_rules_and_extends_the_same_chain(
+    db: Session, settings: Settings
+) -> None:
+    confirmed(db, settings, "first@example.org")
+    with pytest.raises(ConsentError, match="needs consent evidence"):
+        consent.admit(db, [consent.Admission("a@example.org", "", S.CONFIRMED)], source="import",
+                      now=NOW, list_id="friday")  # fmt: skip
+    assert len(events(db)) == 1
+    ids = consent.admit(
+        db,
+        [consent.Admission(f"p{n}@example.org", "", S.PENDING) for n in range(3)]
+        + [consent.Admission("c@example.org", "C", S.CONFIRMED, evidence="fair")],
+        source="import", now=NOW, list_id="friday",
+    )  # fmt: skip
+    confirmed(db, settings, "last@example.org")  # a single transition after the bulk one
+    assert len(ids) == 4 and [e.subscriber_id for e in events(db)[1:5]] == ids
+    assert consent.verify_chain(db).ok and consent.verify_chain(db).events == 6
+    assert store.subscriber_by_email(db, "c@example.org").status == S.CONFIRMED  # type: ignore[union-attr]

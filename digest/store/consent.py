@@ -69,6 +69,14 @@ def append_event(session: Session, event: ConsentEvent) -> ConsentEvent:
     return event
 
 
+def append_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert already-chained event rows (in chain order) in one executemany."""
+    if not rows:
+        return
+    session.execute(sa.insert(ConsentEvent), rows)
+    session.info[_HEAD_KEY] = rows[-1]["hash"]
+
+
 def _forget_head(session: Any, *_args: Any) -> None:
     session.info.pop(_HEAD_KEY, None)
 

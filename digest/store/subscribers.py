@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -64,6 +65,14 @@ def set_status_if(
         .execution_options(synchronize_session="fetch")
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def insert_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert subscriber rows in bulk; their ids in the order given (for the consent log)."""
+    result = session.execute(
+        sa.insert(Subscriber).returning(col(Subscriber.id), sort_by_parameter_order=True), rows
+    )
+    return [int(i) for i in result.scalars().all()]
 
 
 def confirmed_recipients(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -235,6 +235,85 @@ def _append(
     prev = log.chain_head(session)
     event = ConsentEvent(**fields, prev_hash=prev, hash=event_hash(prev, fields))
     return log.append_event(session, event)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A new subscriber for :func:`admit`: the address (normalised), the first status, and
+    optionally a confirmation-token hash to store with the row."""
+
+    email: str
+    name: str
+    status: SubscriberStatus
+    evidence: str | None = None
+    confirm_token_hash: str | None = None
+    confirm_token_expires_at: datetime | None = None
+
+
+def admit(
+    session: Session,
+    admissions: Sequence[Admission],
+    *,
+    source: str,
+    now: datetime,
+    list_id: str,
+) -> list[int]:
+    """Insert many NEW subscribers, each with its first status and one chained event, in two
+    bulk statements (the import path: ``transition`` for 10,000 rows costs a round trip each).
+
+    Same rules as ``transition`` from "new". Returns the new ids in the order given. Raises
+    ConsentError before writing anything when any admission breaks a rule; an address that
+    already exists raises the database's IntegrityError (callers pass only unknown addresses).
+    """
+    for item in admissions:
+        if not allowed(None, item.status):
+            raise ConsentError(f"{item.email}: a new subscriber cannot start as {item.status}")
+        if item.status is S.CONFIRMED and source not in SELF_SERVICE and not item.evidence:
+            raise ConsentError(f"{item.email}: confirming needs consent evidence")
+    if not admissions:
+        return []
+    log.lock_chain(session)
+    at = now.astimezone(UTC)
+    rows = [
+        {
+            "email": item.email,
+            "email_hash": email_hash(item.email),
+            "name": item.name,
+            "status": item.status.value,
+            "paused": False,
+            "soft_bounces": 0,
+            "confirm_token_hash": item.confirm_token_hash,
+            "confirm_token_expires_at": item.confirm_token_expires_at,
+            "created_at": at,
+            "updated_at": at,
+            "confirmed_at": at if item.status is S.CONFIRMED else None,
+        }
+        for item in admissions
+    ]
+    ids = list(store.insert_many(session, rows))
+    prev = log.chain_head(session)
+    events: list[dict[str, Any]] = []
+    for subscriber_id, row, item in zip(ids, rows, admissions, strict=True):
+        fields: dict[str, Any] = {
+            "subscriber_id": subscriber_id,
+            "email_hash": row["email_hash"],
+            "at": at,
+            "action": _ACTION[item.status],
+            "from_status": None,
+            "to_status": item.status.value,
+            "source": source,
+            "list_id": list_id,
+            "ip": None,
+            "user_agent": None,
+            "wording_version": WORDING_VERSION,
+            "wording_hash": WORDING_HASH,
+            "evidence": item.evidence,
+        }
+        digest_ = event_hash(prev, fields)
+        events.append({**fields, "prev_hash": prev, "hash": digest_})
+        prev = digest_
+    log.append_rows(session, events)
+    return ids
 
 
 # --- suppressions ----------------------------------------------------------------------------
