@@ -289,3 +289,107 @@ def test_a_refused_sender_stops_the_send(server: tuple[Scripted, int]) -> None:
     handler.mail = ["550 5.7.1 sender not allowed"]
     with pytest.raises(RelayUnavailable, match="refuses the sender"):
         run(send_all(SmtpPool(pool_settings(port)), [("a@example.net", a_message())]))
+
+
+# --- TLS and AUTH --------------------------------------------------------------------------------
+
+
+def self_signed(tmp_path: Any) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, written as PEM files."""
+    import ipaddress
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+class Recorder(Scripted):
+    """Also remembers whether each accepted message came over TLS and after AUTH."""
+
+    sessions: list[tuple[bool, bool]]
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sessions.append((session.ssl is not None, bool(session.authenticated)))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def check_login(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    from aiosmtpd.smtp import AuthResult
+
+    ok = data.login == b"digest" and data.password == b"s3cret"
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def tls_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Recorder, int]]:
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client trusts our test certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = Recorder()
+    handler.sessions = []
+    port = free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, tls_context=context,
+        authenticator=check_login, auth_require_tls=True,
+    )  # fmt: skip
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def test_starttls_and_auth_are_used_when_configured(tls_server: tuple[Recorder, int]) -> None:
+    handler, port = tls_server
+    cfg = pool_settings(port, smtp_tls="starttls", smtp_user="digest", smtp_password="s3cret")
+    assert run(send_all(SmtpPool(cfg), [("a@example.net", a_message())])) == [None]
+    assert handler.sessions == [(True, True)]
+
+
+def test_tls_none_never_upgrades_quietly(tls_server: tuple[Recorder, int]) -> None:
+    handler, port = tls_server
+    assert run(send_all(SmtpPool(pool_settings(port)), [("a@example.net", a_message())])) == [None]
+    assert handler.sessions == [(False, False)]  # the server offered STARTTLS; we said no
+
+
+def test_a_refused_login_stops_the_send_naming_the_settings(
+    tls_server: tuple[Recorder, int],
+) -> None:
+    _, port = tls_server
+    cfg = pool_settings(port, smtp_tls="starttls", smtp_user="digest", smtp_password="wrong")
+    with pytest.raises(RelayUnavailable, match="DIGEST_SMTP_PASSWORD"):
+        run(send_all(SmtpPool(cfg), [("a@example.net", a_message())]))
