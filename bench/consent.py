@@ -104,7 +104,9 @@ def main() -> int:
     # Suppress one in ten imported addresses, so the recipient query has work to do.
     with session_scope(engine) as session:
         emails = session.exec(
-            select(Subscriber.email).where(col(Subscriber.email).not_like("bare-%"))
+            select(Subscriber.email)
+            .where(col(Subscriber.email).not_like("bare-%"))
+            .order_by(col(Subscriber.id))
         ).all()
         for email in emails[::10]:
             consent.suppress(session, email=email, scope="global", reason="bounced", now=NOW)
