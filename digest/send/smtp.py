@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import aiosmtplib
-from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
 
 from digest.errors import RelayUnavailable, SendError
 from digest.send.message import WireBytes
@@ -114,6 +114,23 @@ class WireSMTP(aiosmtplib.SMTP):
         if response.code != 250:
             raise aiosmtplib.SMTPDataError(response.code, response.message)
 
+    _closing: SMTPProtocol | None = None
+
+    def close(self) -> None:
+        # Remember the protocol: a TLS connection finishes closing only after its shutdown
+        # exchange, which ``wait_closed`` waits for.
+        self._closing = self.protocol or self._closing
+        super().close()
+
+    async def wait_closed(self, timeout: float = 1.0) -> None:
+        """Wait (bounded) until the connection closed completely, TLS shutdown included."""
+        protocol = self._closing
+        deadline = time.monotonic() + timeout
+        while protocol is not None and protocol.transport is not None:
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.005)
+
     async def _reset_quietly(self) -> None:
         try:
             await self.rset()
@@ -185,6 +202,7 @@ class SmtpPool:
                 await smtp.connect()
             except aiosmtplib.SMTPAuthenticationError as exc:
                 smtp.close()
+                await smtp.wait_closed()
                 raise RelayUnavailable(
                     f"SMTP relay {self.host}:{self.port} refused the login for "
                     f"{self._settings.smtp_user!r} ({exc.code} {exc.message}); check "
@@ -192,6 +210,7 @@ class SmtpPool:
                 ) from None
             except (aiosmtplib.SMTPException, OSError) as exc:
                 smtp.close()
+                await smtp.wait_closed()
                 last = exc
                 await asyncio.sleep(self._connect_backoff * (2**attempt) * random.uniform(0.5, 1))
                 continue
@@ -211,6 +230,7 @@ class SmtpPool:
             with contextlib.suppress(aiosmtplib.SMTPException, OSError):
                 await conn.smtp.quit()
         conn.smtp.close()  # also closes a transport whose peer already went away
+        await conn.smtp.wait_closed()
 
     async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         """Send one message on a pooled connection.
