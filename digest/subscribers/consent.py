@@ -187,6 +187,9 @@ def record(
 ) -> ConsentEvent:
     """Append an event that changes no status (pause, resume, erasure) and return it."""
     log.lock_chain(session)
+    # Write the subscriber row first: on SQLite that takes the write lock before the chain head
+    # is read, so no other writer can append in between.
+    store.touch(session, subscriber, now=now)
     status = SubscriberStatus(subscriber.status)
     return _append(
         session,
