@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dkim
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from sqlmodel import select
 
 from digest import models
 from digest.db import session_scope
+from digest.errors import RelayUnavailable
 from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, SubscriberStatus
 from digest.send.commands import plan, run_send, send_test
 from digest.send.dkim import generate_key, key_file, make_default
@@ -328,3 +330,72 @@ def test_the_batched_eligibility_agrees_with_may_receive(
         }
     assert all(batch == single for batch, single in verdicts.values()), verdicts
     assert [e for e, (batch, _) in verdicts.items() if batch] == [emails[0]]
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+
+def cli(settings: Settings, *args: str, **env: str) -> Any:
+    from typer.testing import CliRunner
+
+    from digest.cli import app
+
+    base = {
+        "DIGEST_DATA_DIR": str(settings.data_dir),
+        "DIGEST_DATABASE_URL": settings.database_url,
+        "DIGEST_BASE_URL": settings.base_url,
+        "DIGEST_FROM_EMAIL": settings.from_email,
+        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
+    }
+    return CliRunner().invoke(app, list(args), env={**base, **env})
+
+
+def test_the_commands_send_report_and_retry(
+    engine: Engine, settings: Settings, smtp_sink: Any
+) -> None:
+    import json
+
+    emails = add_people(engine, settings, 3)
+    add_issue(engine, settings)
+    plan_out = cli(settings, "issue", "send", "--dry-run", "--json")
+    assert plan_out.exit_code == 0, plan_out.output
+    assert json.loads(plan_out.stdout)["would_send"] == emails
+    assert smtp_sink.messages == []
+
+    port = str(smtp_sink.port)
+    sent = cli(settings, "issue", "send", "--quiet", "--json", DIGEST_SMTP_PORT=port)
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(sent.stdout)["counts"]["sent"] == 3
+    assert sorted(smtp_sink.recipients()) == emails
+
+    status = cli(settings, "issue", "status", "--json")
+    assert json.loads(status.stdout)["counts"]["sent"] == 3
+    retry = cli(settings, "issue", "retry-failed")
+    assert retry.exit_code == 0 and "0 deliveries queued again" in retry.stdout
+
+
+def test_keygen_prints_one_txt_line_and_becomes_the_default(settings: Settings) -> None:
+    result = cli(settings, "dkim", "keygen", "--selector", "s9", "--domain", "News.Example.org")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("v=DKIM1; k=rsa; p=")
+    from digest.send.dkim import DkimSigner
+
+    signer = DkimSigner.from_settings(settings)
+    assert signer is not None and (signer.domain, signer.selector) == ("news.example.org", "s9")
+
+
+def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
+    engine: Engine, settings: Settings
+) -> None:
+    import socket as sock
+
+    add_people(engine, settings, 2)
+    add_issue(engine, settings)
+    with sock.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    result = cli(settings, "issue", "send", "--quiet", DIGEST_SMTP_PORT=port)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, RelayUnavailable)
+    assert f"127.0.0.1:{port}" in str(result.exception)
