@@ -2,8 +2,11 @@
 
 Reproduce the shipped model (needs the dev extras, for scikit-learn, and the WCXB dev pages):
 
-    .venv/bin/python -m bench.train_cleaner            # writes digest/ingest/models/lines.json
-    .venv/bin/python -m bench.train_cleaner --cv 5     # also prints held-out scores by domain
+    .venv/bin/python -m bench.train_cleaner   # writes digest/ingest/models/{lines,headline}.json
+
+Held-out scores (models retrained per group of domains) are printed by ``python -m
+bench.extraction``. The headline scorer rates the lines around the top of the body; its label is
+the line equal to the page's true title, its candidates are placed by the line model's scores.
 
 Labels: a flattened line is body when at least half of its word trigrams occur in the page's
 true body; a line too short for trigrams only when it equals a whole body paragraph (a
@@ -22,15 +25,28 @@ import numpy as np
 
 from bench.corpus import Page, flatten_html, load_pages, tokens
 from digest.ingest.dumps import text_lines
-from digest.ingest.lines import FEATURE_NAMES, features
-from digest.ingest.textmodel import MODEL_PATH, LineModel
+from digest.ingest.lines import (
+    FEATURE_NAMES,
+    HEADLINE_FEATURE_NAMES,
+    features,
+    headline_candidates,
+    headline_features,
+)
+from digest.ingest.textmodel import HEADLINE_MODEL_PATH, MODEL_PATH, LineModel
 
 PARAMS: dict[str, Any] = {
-    "max_iter": 300,
+    "max_iter": 150,
     "learning_rate": 0.08,
-    "max_leaf_nodes": 31,
+    "max_leaf_nodes": 15,
     "min_samples_leaf": 40,
     "l2_regularization": 1.0,
+    "random_state": 0,
+}
+HEADLINE_PARAMS: dict[str, Any] = {
+    "max_iter": 100,
+    "learning_rate": 0.1,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 20,
     "random_state": 0,
 }
 
@@ -59,11 +75,17 @@ def page_rows(page: Page) -> tuple[list[str], list[list[float]], list[int]]:
     return lines, features(lines), label_lines(lines, page.body)
 
 
-def fit(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    params: dict[str, Any] = PARAMS,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> dict[str, Any]:
     """Fit boosted trees and return the model's JSON form (numbers only)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    clf = HistGradientBoostingClassifier(**PARAMS)
+    clf = HistGradientBoostingClassifier(**params)
     clf.fit(x, y)
     trees = []
     depth = 0
@@ -84,16 +106,38 @@ def fit(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     model = {
         "kind": "boosted line classifier",
         "trained_on": "WCXB v1.0 dev split (Murrough Foley, CC-BY-4.0), pages flattened to lines",
-        "params": PARAMS,
-        "features": list(FEATURE_NAMES),
+        "params": params,
+        "features": list(names),
         "base": float(np.ravel(clf._baseline_prediction)[0]),
         "depth": depth,
         "threshold": 0.5,
         "trees": trees,
     }
-    check = LineModel.from_dict(model).scores(x[:500].tolist())
+    check = LineModel.from_dict(model, features=names).scores(x[:500].tolist())
     assert np.allclose(check, clf.predict_proba(x[:500])[:, 1], atol=1e-6), "export mismatch"
     return model
+
+
+def headline_rows(
+    lines: Sequence[str], scores: Sequence[float], title: str
+) -> tuple[list[list[float]], list[int]]:
+    """Return the headline candidates' features, and 1 for the one equal to the true title."""
+    candidates = headline_candidates(scores)
+    truth = tokens(title)
+    labels = [int(bool(truth) and tokens(lines[i]) == truth) for i in candidates]
+    return headline_features(lines, scores, candidates), labels
+
+
+def fit_headline(pages: Sequence[Page], line_model: LineModel) -> dict[str, Any]:
+    """Fit the headline scorer on candidates placed by the line model's own scores."""
+    xs: list[list[float]] = []
+    ys: list[int] = []
+    for page in pages:
+        lines = text_lines(flatten_html(page.html))
+        rows, labels = headline_rows(lines, line_model.scores(features(lines)), page.title)
+        xs += rows
+        ys += labels
+    return fit(np.asarray(xs), np.asarray(ys), params=HEADLINE_PARAMS, names=HEADLINE_FEATURE_NAMES)
 
 
 def dataset(pages: Sequence[Page]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,7 +167,10 @@ def split_by_domain(pages: Sequence[Page], k: int) -> list[list[int]]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use only the first N pages")
-    parser.add_argument("--out", default=str(MODEL_PATH), help="where to write the model JSON")
+    parser.add_argument("--out", default=str(MODEL_PATH), help="where to write the line model")
+    parser.add_argument(
+        "--headline-out", default=str(HEADLINE_MODEL_PATH), help="where to write the headline model"
+    )
     args = parser.parse_args(argv)
     pages = load_pages(limit=args.limit)
     if not pages:
@@ -132,12 +179,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     x, y, _ = dataset(pages)
     model = fit(x, y)
-    with open(args.out, "w") as out:
-        json.dump(model, out, separators=(",", ":"))
+    _write(model, args.out)
+    headline = fit_headline(pages, LineModel.from_dict(model))
+    _write(headline, args.headline_out)
     print(
         f"trained on {len(pages)} pages, {len(y)} lines ({y.mean():.0%} body) "
-        f"in {time.perf_counter() - started:.0f}s -> {args.out}"
+        f"in {time.perf_counter() - started:.0f}s -> {args.out}, {args.headline_out}"
     )
+
+
+def _write(model: dict[str, Any], path: str) -> None:
+    with open(path, "w") as out:
+        json.dump(model, out, separators=(",", ":"))
 
 
 if __name__ == "__main__":

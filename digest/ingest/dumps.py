@@ -26,14 +26,20 @@ from typing import Any
 from digest.errors import ExtractionError, InputError
 from digest.ingest.boilerplate import BoilerplateMemory
 from digest.ingest.extract import Extracted, decode, normalise
-from digest.ingest.lines import FAMILIES, drop_appeals, features, looks_like_credit, words
-from digest.ingest.textmodel import LineModel, default_model
+from digest.ingest.lines import (
+    FAMILIES,
+    features,
+    headline_candidates,
+    headline_features,
+    looks_like_credit,
+    words,
+)
+from digest.ingest.runs import drop_appeals, drop_strays
+from digest.ingest.textmodel import LineModel, default_headline_model, default_model
 
 # Families whose words, in a short line, mark it as a prompt rather than a headline.
 _PROMPT_FAMILIES = ("appeal", "subscribe", "legal", "share", "account", "payment", "ad", "comment")
 _PROMPT_WORDS = frozenset().union(*(FAMILIES[f] for f in _PROMPT_FAMILIES))
-_HEADLINE_WORDS = (3, 30)
-_HEADLINE_REACH = 12  # lines above the body searched for the headline
 
 
 def text_lines(text: str) -> list[str]:
@@ -47,8 +53,12 @@ def clean_text(
     url: str | None = None,
     memory: BoilerplateMemory | None = None,
     model: LineModel | None = None,
+    headline: LineModel | None = None,
 ) -> Extracted:
     """Return the article in a flattened page: headline, body paragraphs, photo credit.
+
+    ``model`` and ``headline`` replace the shipped line and headline classifiers (benchmarks
+    pass models retrained without the page's site).
 
     Every returned body paragraph is one input line, in input order. Raises ExtractionError
     when no line looks like article text.
@@ -58,7 +68,9 @@ def clean_text(
         raise ExtractionError("the text is empty; nothing to clean")
     model = model or default_model()
     scores = model.scores(features(lines))
-    return assemble(lines, scores, threshold=model.threshold_body, url=url, memory=memory)
+    return assemble(
+        lines, scores, threshold=model.threshold_body, url=url, memory=memory, headline=headline
+    )
 
 
 def assemble(
@@ -68,18 +80,18 @@ def assemble(
     threshold: float = 0.5,
     url: str | None = None,
     memory: BoilerplateMemory | None = None,
+    headline: LineModel | None = None,
 ) -> Extracted:
     """Build the article from the lines and their body probabilities: keep likely body lines,
     drop appeals outside the main text and lines the source repeats, recover the headline and
     move the credit out. Raises ExtractionError when no body line is left."""
-    keep = drop_appeals(lines, [score >= threshold for score in scores])
+    keep = drop_strays(lines, drop_appeals(lines, [score >= threshold for score in scores]))
     if memory is not None:
         keep = _forget_known(lines, keep, memory)
         memory.observe(lines)
     if not any(keep):
         raise ExtractionError("no line of the text reads like article text")
-    first = keep.index(True)
-    title_at = _headline(lines, first)
+    title_at = _headline(lines, scores, threshold=threshold, model=headline)
     credit_at = _credit(lines, keep, start=0 if title_at is None else title_at + 1)
     body = [
         line
@@ -133,25 +145,24 @@ def _is_prompt(line: str) -> bool:
     return 0 < len(ws) <= 8 and any(w in _PROMPT_WORDS for w in ws)
 
 
-def _looks_like_headline(line: str) -> bool:
-    ws = words(line)
-    lo, hi = _HEADLINE_WORDS
-    if not lo <= len(ws) <= hi or looks_like_credit(line) or _is_prompt(line):
-        return False
-    if line.rstrip().endswith((".", ":", ",", ";")) or ws[0].lower() == "by":
-        return False
-    if sum(c.isdigit() for c in line) > len(line) / 3:
-        return False
-    return any(w[:1].isupper() for w in ws)
-
-
-def _headline(lines: Sequence[str], first_body: int) -> int | None:
-    """Return the index of the headline: the nearest headline-shaped line above the body, or
-    the first line of the body when it is shaped like one and nothing above is."""
-    for i in range(first_body - 1, max(-1, first_body - 1 - _HEADLINE_REACH), -1):
-        if _looks_like_headline(lines[i]):
-            return i
-    return None
+def _headline(
+    lines: Sequence[str],
+    scores: Sequence[float],
+    *,
+    threshold: float,
+    model: LineModel | None = None,
+) -> int | None:
+    """Return the index of the headline: the candidate near the top of the body that the
+    shipped headline scorer rates highest (never a credit or a short prompt), or None."""
+    candidates = headline_candidates(scores, threshold=threshold)
+    model = model or default_headline_model()
+    rated = model.scores(headline_features(lines, scores, candidates))
+    allowed = [
+        (rating, i)
+        for rating, i in zip(rated, candidates, strict=True)
+        if not looks_like_credit(lines[i]) and not _is_prompt(lines[i])
+    ]
+    return max(allowed)[1] if allowed else None
 
 
 def _credit(lines: Sequence[str], keep: Sequence[bool], *, start: int) -> int | None:

@@ -99,6 +99,13 @@ def words(line: str) -> list[str]:
     return _WORD.findall(line)
 
 
+def is_marker(line: str) -> bool:
+    """Return True for a short line that opens a non-article section (share, related,
+    newsletter, comments, an appeal for support)."""
+    ws = [w.lower() for w in words(line)]
+    return 0 < len(ws) <= 8 and any(w in FAMILIES[f] for f in _MARKER_FAMILIES for w in ws)
+
+
 def looks_like_credit(line: str) -> bool:
     """Return True when a line is shaped like a photo credit (``Name / AGENCY``, ``Photo: …``)."""
     return len(line) <= 120 and bool(_CREDIT_SHAPE.search(line.strip()))
@@ -266,53 +273,54 @@ FEATURE_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-# Words of an appeal to the reader: addressing them, and asking for support or a sign-up.
-_APPEAL_WORDS = FAMILIES["second"] | FAMILIES["appeal"] | FAMILIES["subscribe"]
-APPEAL_DENSITY = 0.08
-_BREAK_GAP = 3  # this many non-body lines in a row separate two runs of body lines
+# --- headline candidates ----------------------------------------------------------------------
+
+HEADLINE_REACH = 15  # lines above the first body line that may hold the headline
+HEADLINE_INTO_BODY = 3  # the headline may also be one of the first body lines
 
 
-def _is_marker(line: str) -> bool:
-    ws = [w.lower() for w in words(line)]
-    return 0 < len(ws) <= 8 and any(w in FAMILIES[f] for f in _MARKER_FAMILIES for w in ws)
+def headline_candidates(scores: Sequence[float], *, threshold: float = 0.5) -> list[int]:
+    """Return the indices of lines that may be the headline: those just above the first likely
+    body line and the first few lines from it."""
+    if not scores:
+        return []
+    first = next((i for i, s in enumerate(scores) if s >= threshold), len(scores))
+    return list(range(max(0, first - HEADLINE_REACH), min(len(scores), first + HEADLINE_INTO_BODY)))
 
 
-def runs(lines: Sequence[str], keep: Sequence[bool]) -> list[list[int]]:
-    """Group the kept lines into runs: a gap of several dropped lines, or a dropped line that
-    marks a section (share, related, newsletter, comments), ends a run."""
-    out: list[list[int]] = []
-    current: list[int] = []
-    gap, marked = 0, False
-    for i, kept in enumerate(keep):
-        if not kept:
-            gap += 1
-            marked = marked or _is_marker(lines[i])
-            continue
-        if current and (gap >= _BREAK_GAP or marked):
-            out.append(current)
-            current = []
-        current.append(i)
-        gap, marked = 0, False
-    if current:
-        out.append(current)
-    return out
+def headline_features(
+    lines: Sequence[str], scores: Sequence[float], candidates: Sequence[int]
+) -> list[list[float]]:
+    """Return one feature row per candidate, in :data:`HEADLINE_FEATURE_NAMES` order."""
+    if not candidates:
+        return []
+    n = len(lines)
+    first = next((i for i in candidates if scores[i] >= 0.5), candidates[-1])
+    repeats = Counter(" ".join(words(line.lower())) for line in lines)
+    lengths = [len(words(lines[i])) for i in candidates]
+    longest = max(lengths) or 1
+    rows = []
+    for rank, i in enumerate(candidates):
+        row = _own(lines[i])
+        row += [
+            float(i - first),
+            float(rank),
+            float(len(candidates) - 1 - rank),
+            i / n,
+            scores[i],
+            scores[i - 1] if i > 0 else 0.0,
+            scores[i + 1] if i + 1 < n else 0.0,
+            float(repeats[" ".join(words(lines[i].lower()))] - 1),
+            lengths[rank] / longest,
+            float(is_marker(lines[i])),
+            float(" | " in lines[i] or " - " in lines[i] or " – " in lines[i]),
+        ]
+        rows.append(row)
+    return rows
 
 
-def drop_appeals(lines: Sequence[str], keep: Sequence[bool]) -> list[bool]:
-    """Return ``keep`` without runs of body-like lines that sit apart from the main run and
-    address the reader (you, we, our; support, subscribe) densely: a donation letter or a
-    newsletter pitch written as prose reads like article text line by line, but not as a run."""
-    groups = runs(lines, keep)
-    if len(groups) < 2:
-        return list(keep)
-    sizes = [sum(len(words(lines[i])) for i in group) for group in groups]
-    main = max(range(len(groups)), key=lambda g: sizes[g])
-    out = list(keep)
-    for g, group in enumerate(groups):
-        if g == main or not sizes[g]:
-            continue
-        appeal = sum(1 for i in group for w in words(lines[i]) if w.lower() in _APPEAL_WORDS)
-        if appeal / sizes[g] >= APPEAL_DENSITY:
-            for i in group:
-                out[i] = False
-    return out
+HEADLINE_FEATURE_NAMES: tuple[str, ...] = (
+    *_OWN_NAMES,
+    "from_body", "rank", "rank_from_end", "position", "score", "score_above", "score_below",
+    "repeats", "length_vs_longest", "marker", "site_separator",
+)  # fmt: skip

@@ -1,4 +1,4 @@
-"""The shipped line classifier: boosted decision trees stored as plain numbers, scored with numpy.
+"""The shipped line classifiers (body lines, headline): boosted trees stored as plain numbers.
 
 The model file (``digest/ingest/models/lines.json``) holds only feature names, thresholds, node
 links and leaf values: no text from the pages it was trained on. It is produced by
@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from digest.ingest.lines import FEATURE_NAMES
+from digest.ingest.lines import FEATURE_NAMES, HEADLINE_FEATURE_NAMES
 
 MODEL_PATH = Path(__file__).parent / "models" / "lines.json"
+HEADLINE_MODEL_PATH = Path(__file__).parent / "models" / "headline.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +56,12 @@ class LineModel:
         return probabilities
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LineModel:
+    def from_dict(
+        cls, data: dict[str, Any], *, features: Sequence[str] = FEATURE_NAMES
+    ) -> LineModel:
         """Build a model from its JSON form; raises ValueError when it was made for other
-        features than :data:`digest.ingest.lines.FEATURE_NAMES`."""
-        if tuple(data["features"]) != FEATURE_NAMES:
+        features than ``features`` (the line features unless told otherwise)."""
+        if tuple(data["features"]) != tuple(features):
             raise ValueError("the line model was trained on other features; retrain it")
         feature: list[int] = []
         threshold: list[float] = []
@@ -101,3 +104,10 @@ class LineModel:
 def default_model() -> LineModel:
     """Return the shipped model (loaded once). Raises FileNotFoundError if it was not built."""
     return LineModel.from_dict(json.loads(MODEL_PATH.read_text()))
+
+
+@lru_cache(maxsize=1)
+def default_headline_model() -> LineModel:
+    """Return the shipped headline scorer (loaded once), which rates headline candidates."""
+    data = json.loads(HEADLINE_MODEL_PATH.read_text())
+    return LineModel.from_dict(data, features=HEADLINE_FEATURE_NAMES)
