@@ -8,6 +8,7 @@ one connection holds it; a process that dies leaves at most one such row per con
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,6 +81,35 @@ def _due(*, now: datetime, max_attempts: int) -> sa.ColumnElement[bool]:
     )
 
 
+@functools.cache
+def _claim_statement(*, postgres: bool) -> sa.Update:
+    """The claim statement, built once: the send loop runs it every round."""
+    now = sa.bindparam("p_now", type_=TABLE.c.next_attempt_at.type)
+    due = sa.or_(
+        TABLE.c.status == S.QUEUED.value,
+        sa.and_(
+            TABLE.c.status == S.FAILED_TEMPORARY.value,
+            TABLE.c.next_attempt_at.is_not(None),
+            TABLE.c.next_attempt_at <= now,
+            TABLE.c.attempts < sa.bindparam("p_max_attempts", type_=sa.Integer),
+        ),
+    )
+    pick = (
+        sa.select(TABLE.c.id)
+        .where(TABLE.c.issue_id == sa.bindparam("p_issue_id", type_=sa.Integer), due)
+        .order_by(TABLE.c.id)
+        .limit(sa.bindparam("p_limit", type_=sa.Integer))
+    )
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    return (
+        sa.update(TABLE)
+        .where(TABLE.c.id.in_(pick.scalar_subquery()))
+        .values(status=S.SENDING.value, worker=sa.bindparam("p_worker"), claimed_at=now)
+        .returning(TABLE.c.id, TABLE.c.subscriber_id, TABLE.c.email, TABLE.c.attempts)
+    )
+
+
 def claim(
     session: Session, *, issue_id: int, limit: int, worker: str, now: datetime, max_attempts: int
 ) -> list[Claimed]:
@@ -91,21 +121,15 @@ def claim(
     """
     if limit <= 0:
         return []
-    pick = (
-        select(Delivery.id)
-        .where(col(Delivery.issue_id) == issue_id, _due(now=now, max_attempts=max_attempts))
-        .order_by(col(Delivery.id))
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        sa.update(TABLE)
-        .where(TABLE.c.id.in_(pick.scalar_subquery()))
-        .values(status=S.SENDING.value, worker=worker, claimed_at=now)
-        .returning(TABLE.c.id, TABLE.c.subscriber_id, TABLE.c.email, TABLE.c.attempts)
-    )
-    rows = session.execute(stmt).all()
+    stmt = _claim_statement(postgres=session.get_bind().dialect.name == "postgresql")
+    params = {
+        "p_issue_id": issue_id,
+        "p_limit": limit,
+        "p_now": now,
+        "p_max_attempts": max_attempts,
+        "p_worker": worker,
+    }
+    rows = session.execute(stmt, params).all()
     return sorted(
         (Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows),
         key=lambda c: c.delivery_id,
@@ -122,14 +146,20 @@ def record(session: Session, outcomes: Iterable[dict[str, Any]]) -> None:
     for outcome in outcomes:
         by_shape.setdefault(tuple(sorted(outcome)), []).append(outcome)
     for keys, rows in by_shape.items():
-        # Typed bind parameters, so UTCDateTime stores datetimes as on every other path.
-        values = {k: sa.bindparam(f"v_{k}", type_=TABLE.c[k].type) for k in keys if k != "id"}
-        stmt = (
-            sa.update(TABLE)
-            .where(TABLE.c.id == sa.bindparam("v_id"), TABLE.c.status == S.SENDING.value)
-            .values(**values)
+        session.connection().execute(
+            _record_statement(keys), [{f"v_{k}": v for k, v in r.items()} for r in rows]
         )
-        session.connection().execute(stmt, [{f"v_{k}": v for k, v in r.items()} for r in rows])
+
+
+@functools.cache
+def _record_statement(keys: tuple[str, ...]) -> sa.Update:
+    # Typed bind parameters, so UTCDateTime stores datetimes as on every other path.
+    values = {k: sa.bindparam(f"v_{k}", type_=TABLE.c[k].type) for k in keys if k != "id"}
+    return (
+        sa.update(TABLE)
+        .where(TABLE.c.id == sa.bindparam("v_id"), TABLE.c.status == S.SENDING.value)
+        .values(**values)
+    )
 
 
 def mark_dead_workers_uncertain(
@@ -296,16 +326,23 @@ def eligible_subscribers(
     """
     if not subscriber_ids:
         return {}
+    rows = session.exec(
+        _eligible_statement(), params={"p_ids": list(subscriber_ids), "p_newsletter": newsletter}
+    ).all()
+    return {int(s.id or 0): s for s in rows}
+
+
+@functools.cache
+def _eligible_statement() -> Any:
     from digest.models import SubscriberStatus
     from digest.store.suppressions import not_suppressed_clause
 
-    rows = session.exec(
-        select(Subscriber).where(
-            col(Subscriber.id).in_(list(subscriber_ids)),
-            Subscriber.status == SubscriberStatus.CONFIRMED,
-            col(Subscriber.paused).is_(False),
-            col(Subscriber.erased_at).is_(None),
-            not_suppressed_clause(col(Subscriber.email_hash), newsletter=newsletter),
-        )
-    ).all()
-    return {int(s.id or 0): s for s in rows}
+    # The same suppression clause as the recipient query, with the newsletter as a parameter.
+    newsletter: Any = sa.bindparam("p_newsletter")
+    return select(Subscriber).where(
+        col(Subscriber.id).in_(sa.bindparam("p_ids", expanding=True)),
+        Subscriber.status == SubscriberStatus.CONFIRMED,
+        col(Subscriber.paused).is_(False),
+        col(Subscriber.erased_at).is_(None),
+        not_suppressed_clause(col(Subscriber.email_hash), newsletter=newsletter),
+    )
