@@ -399,3 +399,22 @@ def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
     assert result.exit_code != 0
     assert isinstance(result.exception, RelayUnavailable)
     assert f"127.0.0.1:{port}" in str(result.exception)
+
+
+def test_verp_envelope_senders_map_back_to_their_delivery(
+    engine: Engine, settings: Settings
+) -> None:
+    from digest.bounces.verp import delivery_id_from_token
+
+    add_people(engine, settings, 3)
+    issue = add_issue(engine, settings)
+    cfg = settings.model_copy(update={"verp_domain": "bounces.news.example.org"})
+    sender = MemorySender()
+    send(engine, cfg, issue, sender)
+    with session_scope(engine) as session:
+        ids = {d.email: d.id for d in session.exec(select(Delivery)).all()}
+    for envelope_from, (to,), _ in sender.sent:
+        local, _, domain = envelope_from.partition("@")
+        assert domain == "bounces.news.example.org" and local.startswith("bounces+")
+        token = local.removeprefix("bounces+")
+        assert delivery_id_from_token(token, secret=cfg.secret()) == ids[to]
