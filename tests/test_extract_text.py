@@ -135,3 +135,27 @@ def test_the_cleaner_never_crashes_and_only_returns_input_lines_in_order(
         position = source.index(paragraph, position + 1)
     assert article.credit is None or article.credit in source
     assert all(p not in (article.credit,) for p in kept if article.credit)
+
+
+LETTER = [
+    "Sign up for our evening briefing",
+    "Our evening briefing brings you the day's most important stories from the coast, straight "
+    "to your inbox every weekday. You can unsubscribe at any time.",
+    "A letter to our readers",
+    "Dear reader, we are a small independent newsroom and we rely on readers like you to keep "
+    "our reporting free for everyone who needs it, whatever they can afford to pay.",
+    "If you value our journalism, please support us with a monthly contribution. Every gift, "
+    "however small, helps us report on the stories that matter to you and your neighbours.",
+    "Monthly",
+    "Annual",
+    "Continue",
+]
+
+
+def test_it_drops_a_newsletter_pitch_and_a_donation_letter_written_as_prose() -> None:
+    page = "\n\n".join(["Home", "Westmere Harbour Dredging Plan Approved", *BODY, *LETTER])
+
+    article = clean_text(page)
+
+    assert article.title == "Westmere Harbour Dredging Plan Approved"
+    assert article.paragraphs == BODY

@@ -40,6 +40,7 @@ from digest.ingest.textmodel import LineModel, default_headline_model, default_m
 # Families whose words, in a short line, mark it as a prompt rather than a headline.
 _PROMPT_FAMILIES = ("appeal", "subscribe", "legal", "share", "account", "payment", "ad", "comment")
 _PROMPT_WORDS = frozenset().union(*(FAMILIES[f] for f in _PROMPT_FAMILIES))
+_HEADLINE_MAX_WORDS = 30  # a longer line is a paragraph, however the scorer rates it
 
 
 def text_lines(text: str) -> list[str]:
@@ -153,14 +154,16 @@ def _headline(
     model: LineModel | None = None,
 ) -> int | None:
     """Return the index of the headline: the candidate near the top of the body that the
-    shipped headline scorer rates highest (never a credit or a short prompt), or None."""
+    shipped headline scorer rates highest (never a credit, a prompt or a long paragraph)."""
     candidates = headline_candidates(scores, threshold=threshold)
     model = model or default_headline_model()
     rated = model.scores(headline_features(lines, scores, candidates))
     allowed = [
         (rating, i)
         for rating, i in zip(rated, candidates, strict=True)
-        if not looks_like_credit(lines[i]) and not _is_prompt(lines[i])
+        if len(words(lines[i])) <= _HEADLINE_MAX_WORDS
+        and not looks_like_credit(lines[i])
+        and not _is_prompt(lines[i])
     ]
     return max(allowed)[1] if allowed else None
 

@@ -75,13 +75,16 @@ _FAMILY_NAMES = tuple(FAMILIES)
 # Markers: short lines whose words belong to these families usually open a non-article section.
 _MARKER_FAMILIES = ("comment", "related", "share", "subscribe", "appeal")
 
-_CREDIT_SHAPE = re.compile(
+_CREDIT_LEAD = (
     r"^(?:(?:photo|image|picture|foto|credit|illustration|source)s?\s*(?:credit)?\s*[:/|-]"
     r"|©|\(c\)|copyright\b)"
-    r"|\b(?:getty images|shutterstock|istock|alamy|ap photo|afp|reuters|epa|tass|courtesy of)\b"
-    r"|^[\w .'’-]{3,40}(?:\s/\s[\w .'’-]{2,30}){1,3}$",
-    re.IGNORECASE,
 )
+_CREDIT_AGENCY = (
+    r"\b(?:getty images|shutterstock|istock|alamy|ap photo|afp|reuters|epa|tass|courtesy of)\b"
+)
+_CREDIT_SLASH = r"^[\w .'’-]{3,40}(?:\s/\s[\w .'’-]{2,30}){1,3}$"
+_CREDIT_SHAPE = re.compile(f"{_CREDIT_LEAD}|{_CREDIT_AGENCY}|{_CREDIT_SLASH}", re.IGNORECASE)
+_CREDIT_START = re.compile(f"{_CREDIT_LEAD}|{_CREDIT_SLASH}", re.IGNORECASE)
 _DATE = re.compile(
     r"\b(?:\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|"
     r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}|"
@@ -106,9 +109,23 @@ def is_marker(line: str) -> bool:
     return 0 < len(ws) <= 8 and any(w in FAMILIES[f] for f in _MARKER_FAMILIES for w in ws)
 
 
-def looks_like_credit(line: str) -> bool:
-    """Return True when a line is shaped like a photo credit (``Name / AGENCY``, ``Photo: …``)."""
+def credit_shaped(line: str) -> bool:
+    """Return True when a short line carries credit words or shapes anywhere (a feature)."""
     return len(line) <= 120 and bool(_CREDIT_SHAPE.search(line.strip()))
+
+
+def looks_like_credit(line: str) -> bool:
+    """Return True when a line is a photo credit: ``Photo: …``, ``© …``, ``Name / AGENCY``, or a
+    short line naming a picture agency that is not a sentence (``Getty Images``).
+
+    A sentence that merely mentions an agency ("…, Reuters reported.") is not a credit.
+    """
+    line = line.strip()
+    if len(line) > 120 or not _CREDIT_SHAPE.search(line):
+        return False
+    if _CREDIT_START.search(line):
+        return True
+    return len(words(line)) <= 8 and not _SENTENCE_END.search(line)
 
 
 def _own(line: str) -> list[float]:
@@ -140,7 +157,7 @@ def _own(line: str) -> list[float]:
         float(line.count("|") + line.count("»") + line.count("›") + line.count("•")),
         float(bool(_BULLET.match(stripped))),
         float(bool(_DATE.search(line))),
-        float(looks_like_credit(line)),
+        float(credit_shaped(line)),
         float(lower[:1] == ["by"]),
         float(stripped[:1] in "\"“'‘"),
         letters / (chars or 1),
