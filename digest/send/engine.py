@@ -377,8 +377,10 @@ async def deliver(
     stopping: list[str] = []
 
     async def work() -> None:
+        ready = getattr(sender, "ready", None)
         while not stopping:
-            await sender.ready()
+            if ready is not None:
+                await ready()
             item = await rounds.next()
             if item is None:
                 return

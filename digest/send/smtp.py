@@ -38,10 +38,11 @@ class Sender(Protocol):
     async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
         """Raises SendError (``permanent``, ``code``) or RelayUnavailable."""
 
-    async def ready(self) -> None:
-        """Return when a message could start now (rate limit, throttling pause)."""
-
     async def aclose(self) -> None: ...
+
+    # Optional: ``async def ready(self) -> None`` returns when a message could start now (rate
+    # limit, throttling pause). The send loop calls it, when present, before claiming a row, so
+    # that rows do not sit in ``sending`` while the sender waits.
 
 
 class Throttled(SendError):
