@@ -74,8 +74,9 @@ def server() -> Iterator[tuple[Log, int]]:
 
 def prepare(data_dir: Path, n: int) -> Settings:
     """A SQLite store with ``n`` confirmed subscribers and one approved issue."""
-    settings = Settings(data_dir=data_dir, base_url="https://news.example.org",
-                        from_email="digest@news.example.org")  # fmt: skip
+    settings = Settings(
+        data_dir=data_dir, base_url="https://news.example.org", from_email="digest@news.example.org"
+    )
     engine = make_engine(settings)
     with session_scope(engine) as session:
         # Bulk rows: the consent flow is tested elsewhere; here only the ledger matters.
@@ -85,24 +86,42 @@ def prepare(data_dir: Path, n: int) -> Settings:
                 name=f"Reader {i}",
                 status="confirmed",
                 confirmed_at=NOW,
-            )  # fmt: skip
+            )
             for i in range(n)
         )
-        session.add(Issue(newsletter=settings.newsletter_id, week="2017-W11", subject="The week",
-                          html=HTML, text=TEXT, status=IssueStatus.APPROVED))  # fmt: skip
+        session.add(
+            Issue(
+                newsletter=settings.newsletter_id,
+                week="2017-W11",
+                subject="The week",
+                html=HTML,
+                text=TEXT,
+                status=IssueStatus.APPROVED,
+            )
+        )
     engine.dispose()
     return settings
 
 
 def sender_process(data_dir: Path, port: int, *, log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, DIGEST_DATA_DIR=str(data_dir), DIGEST_SMTP_HOST="127.0.0.1",
-               DIGEST_SMTP_PORT=str(port), DIGEST_SMTP_CONNECTIONS=str(CONNECTIONS),
-               DIGEST_BASE_URL="https://news.example.org",
-               DIGEST_FROM_EMAIL="digest@news.example.org", DIGEST_DATABASE_URL="")  # fmt: skip
+    env = dict(
+        os.environ,
+        DIGEST_DATA_DIR=str(data_dir),
+        DIGEST_SMTP_HOST="127.0.0.1",
+        DIGEST_SMTP_PORT=str(port),
+        DIGEST_SMTP_CONNECTIONS=str(CONNECTIONS),
+        DIGEST_BASE_URL="https://news.example.org",
+        DIGEST_FROM_EMAIL="digest@news.example.org",
+        DIGEST_DATABASE_URL="",
+    )
     code = "from digest.cli import main; main()"
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, "-c", code, "issue", "send", "--quiet", "--json"],
-                                env=env, stdout=out, stderr=out)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-c", code, "issue", "send", "--quiet", "--json"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
 
 
 def ledger(settings: Settings) -> dict[str, str]:

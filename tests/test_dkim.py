@@ -30,13 +30,20 @@ def signed_message(*, name: str = "Ann Lee", url: str = "https://news.example.or
     signer = DkimSigner(domain="news.example.org", selector="sel", rsa_key=KEY)
     template = MessageTemplate.build(
         subject="Die Woche — five stories",
-        html="<p>Hello   %%NAME%%</p>\n" + "<td>   indented   cell  </td>\n" * 300
+        html="<p>Hello   %%NAME%%</p>\n"
+        + "<td>   indented   cell  </td>\n" * 300
         + '<a href="%%UNSUBSCRIBE_URL%%">unsubscribe</a>\n',
         text="Hello %%NAME%%\n\nUnsubscribe: %%UNSUBSCRIBE_URL%%\n",
-        settings=settings, campaign="2017-W11", signer=signer,
-    )  # fmt: skip
-    who = Recipient(email="ann@example.net", name=name, unsubscribe_url=url,
-                    preferences_url="https://news.example.org/p/T1")  # fmt: skip
+        settings=settings,
+        campaign="2017-W11",
+        signer=signer,
+    )
+    who = Recipient(
+        email="ann@example.net",
+        name=name,
+        unsubscribe_url=url,
+        preferences_url="https://news.example.org/p/T1",
+    )
     return template.render(who, date=NOW, message_id="<m1@news.example.org>")
 
 

@@ -44,8 +44,9 @@ class Faulty:
         with self.lock:
             return self.rng.random() < self.rate
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          options: list[str]) -> str:  # fmt: skip
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
         if self._roll():
@@ -93,11 +94,19 @@ def test_every_deliverable_recipient_gets_one_copy_through_random_faults(
         session.add_all(
             Subscriber(
                 email=f"r{i:04d}@example.org", name=f"R {i}", status="confirmed", confirmed_at=NOW
-            )  # fmt: skip
+            )
             for i in range(300)
         )
-        session.add(Issue(newsletter=settings.newsletter_id, week="2017-W11", subject="The week",
-                          html=HTML, text=TEXT, status=IssueStatus.APPROVED))  # fmt: skip
+        session.add(
+            Issue(
+                newsletter=settings.newsletter_id,
+                week="2017-W11",
+                subject="The week",
+                html=HTML,
+                text=TEXT,
+                status=IssueStatus.APPROVED,
+            )
+        )
     cfg = settings.model_copy(update={"smtp_port": port, "smtp_connections": 4})
     pool = SmtpPool(cfg, connect_backoff=0.01)
     policy = SendPolicy(max_attempts=12, retry_base=0.01, retry_cap=0.05, wait_for_retries=5)

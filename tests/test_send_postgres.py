@@ -90,15 +90,28 @@ def test_two_senders_share_the_work_and_nobody_gets_it_twice(
         session.add_all(
             Subscriber(
                 email=f"r{i:04d}@example.org", name=f"R {i}", status="confirmed", confirmed_at=NOW
-            )  # fmt: skip
+            )
             for i in range(RECIPIENTS)
         )
-        session.add(Issue(newsletter=settings.newsletter_id, week="2017-W11", subject="The week",
-                          html="<p>%%NAME%%</p>\n<a href=\"%%UNSUBSCRIBE_URL%%\">u</a>\n",
-                          text="%%NAME%%\n%%UNSUBSCRIBE_URL%%\n", status=IssueStatus.APPROVED))  # fmt: skip
-    env = dict(os.environ, DIGEST_DATA_DIR=str(tmp_path / "data"), DIGEST_DATABASE_URL=pg_url,
-               DIGEST_SMTP_HOST="127.0.0.1", DIGEST_SMTP_PORT=str(port),
-               DIGEST_SMTP_CONNECTIONS="3", DIGEST_SECRET_KEY="two-senders-test-secret")  # fmt: skip
+        session.add(
+            Issue(
+                newsletter=settings.newsletter_id,
+                week="2017-W11",
+                subject="The week",
+                html='<p>%%NAME%%</p>\n<a href="%%UNSUBSCRIBE_URL%%">u</a>\n',
+                text="%%NAME%%\n%%UNSUBSCRIBE_URL%%\n",
+                status=IssueStatus.APPROVED,
+            )
+        )
+    env = dict(
+        os.environ,
+        DIGEST_DATA_DIR=str(tmp_path / "data"),
+        DIGEST_DATABASE_URL=pg_url,
+        DIGEST_SMTP_HOST="127.0.0.1",
+        DIGEST_SMTP_PORT=str(port),
+        DIGEST_SMTP_CONNECTIONS="3",
+        DIGEST_SECRET_KEY="two-senders-test-secret",
+    )
     code = "from digest.cli import main; main()"
     with (tmp_path / "a.log").open("wb") as a, (tmp_path / "b.log").open("wb") as b:
         procs = [
@@ -107,7 +120,7 @@ def test_two_senders_share_the_work_and_nobody_gets_it_twice(
                 env=env,
                 stdout=out,
                 stderr=out,
-            )  # fmt: skip
+            )
             for out in (a, b)
         ]
         for proc in procs:
