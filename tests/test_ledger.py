@@ -418,3 +418,17 @@ def test_verp_envelope_senders_map_back_to_their_delivery(
         assert domain == "bounces.news.example.org" and local.startswith("bounces+")
         token = local.removeprefix("bounces+")
         assert delivery_id_from_token(token, secret=cfg.secret()) == ids[to]
+
+
+def test_a_throttled_message_waits_for_the_pause_without_using_an_attempt(
+    engine: Engine, settings: Settings
+) -> None:
+    emails = add_people(engine, settings, 3)
+    issue = add_issue(engine, settings)
+    sender = MemorySender()
+    sender.throttle(emails[1], pause=0.2)
+    report = send(engine, settings, issue, sender)
+    assert report.sent == 3 and len(sender.to(emails[1])) == 1
+    with session_scope(engine) as session:
+        row = session.exec(select(Delivery).where(Delivery.email == emails[1])).one()
+    assert row.attempts == 1 and row.status == S.SENT  # the throttled try did not count

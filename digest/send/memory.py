@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from digest.errors import RelayUnavailable, SendError
+from digest.send.smtp import Throttled
 
 
 @dataclass
@@ -14,6 +16,7 @@ class MemorySender:
 
     ``fail(address, code, text, times=n)`` makes the next ``n`` sends to ``address`` (all of them
     when ``times`` is None) fail with that SMTP code: 5xx permanent, 4xx temporary.
+    ``throttle(address, pause=s)`` answers the next send to ``address`` with 421 4.7.28 (Throttled).
     ``down = True`` makes every send raise RelayUnavailable.
     """
 
@@ -21,11 +24,16 @@ class MemorySender:
     down: bool = False
     closed: bool = False
     _failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
+    _throttles: dict[str, float] = field(default_factory=dict)
 
     def fail(
         self, address: str, code: int, text: str = "refused", *, times: int | None = None
     ) -> None:
         self._failures.setdefault(address.lower(), []).append((code, text, times))
+
+    def throttle(self, address: str, *, pause: float) -> None:
+        """The next send to ``address`` gets Gmail's 421 4.7.28; resume after ``pause`` seconds."""
+        self._throttles[address.lower()] = pause
 
     async def ready(self) -> None:
         return None
@@ -35,6 +43,11 @@ class MemorySender:
         if self.down:
             raise RelayUnavailable("memory relay is down (MemorySender.down)")
         for address in recipients:
+            pause = self._throttles.pop(address.lower(), None)
+            if pause is not None:
+                raise Throttled(
+                    f"{address}: 421 4.7.28 slow down", code=421, resume_at=time.time() + pause
+                )
             rules = self._failures.get(address.lower())
             if not rules:
                 continue
