@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     dkim_domain: str = Field("", description="DKIM d= domain; empty: do not sign.")
     dkim_selector: str = Field("digest", description="DKIM s= selector.")
     dkim_private_key: Path | None = Field(None, description="PEM file of the RSA-2048 key.")
+    dkim_ed25519_key: Path | None = Field(
+        None, description="Optional Ed25519 PEM key: a second signature, selector SELECTOR-ed."
+    )
 
     # --- selection ---------------------------------------------------------------------------
     items_per_issue: int = Field(12, ge=1, le=60, description="Stories picked per issue.")

@@ -138,3 +138,38 @@ def test_a_short_rsa_key_is_refused() -> None:
     short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(ConfigError, match="2048"):
         DkimSigner(domain="d.example", selector="s", rsa_key=short)
+
+
+def test_a_configured_ed25519_key_adds_a_verifiable_second_signature(tmp_path: Path) -> None:
+    pytest.importorskip("nacl", reason="dkimpy needs PyNaCl to verify ed25519")
+    from cryptography.hazmat.primitives import serialization
+
+    rsa_path = key_file(tmp_path, selector="s1", domain="news.example.org")
+    rsa_txt = generate_key(path=rsa_path)
+    ed = ed25519.Ed25519PrivateKey.generate()
+    ed_path = tmp_path / "ed.pem"
+    ed_path.write_bytes(
+        ed.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    settings = Settings(
+        data_dir=tmp_path,
+        dkim_domain="news.example.org",
+        dkim_selector="s1",
+        dkim_ed25519_key=ed_path,
+    )
+    signer = DkimSigner.from_settings(settings)
+    assert signer is not None
+    table = {
+        b"s1._domainkey.news.example.org.": rsa_txt.encode(),
+        b"s1-ed._domainkey.news.example.org.": public_txt(ed).encode(),
+    }
+    signed = signer.sign(b"From: a@news.example.org\r\nSubject: x\r\n\r\nbody\r\n")
+    assert signed.count(b"DKIM-Signature:") == 2
+    assert b"a=ed25519-sha256" in signed and b"a=rsa-sha256" in signed
+    checker = dkim.DKIM(signed)
+    for index in (0, 1):  # dkim.verify() checks only the first signature
+        assert checker.verify(idx=index, dnsfunc=lambda n, timeout=5: table.get(n))

@@ -92,7 +92,12 @@ class DkimSigner:
             recorded = json.loads(default.read_text())
             domain, selector = recorded["domain"], recorded["selector"]
             key_path = Path(recorded["key"])
-        return cls(domain=domain, selector=selector, rsa_key=load_rsa_key(key_path))
+        ed_key = None
+        if settings.dkim_ed25519_key is not None:
+            ed_key = load_ed25519_key(settings.dkim_ed25519_key)
+        return cls(
+            domain=domain, selector=selector, rsa_key=load_rsa_key(key_path), ed25519_key=ed_key
+        )
 
     # --- the fast path: headers built by MessageTemplate, body hash precomputed ----------------
 
@@ -176,6 +181,17 @@ def load_rsa_key(path: Path) -> rsa.RSAPrivateKey:
         raise ConfigError(f"DKIM key {path} is not an unencrypted PEM private key: {exc}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"DKIM key {path} is not an RSA key")
+    return key
+
+
+def load_ed25519_key(path: Path) -> ed25519.Ed25519PrivateKey:
+    """Read a PEM Ed25519 private key. Raises ConfigError naming the file when it is unusable."""
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"DKIM Ed25519 key {path} cannot be read: {exc}") from None
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise ConfigError(f"DKIM key {path} (DIGEST_DKIM_ED25519_KEY) is not an Ed25519 key")
     return key
 
 
