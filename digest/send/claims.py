@@ -1,0 +1,228 @@
+"""Who holds which ledger row: the group-commit rounds that hand rows to the send loop's
+workers, and whether the owner of an old claim is still alive.
+
+Workers never touch the database themselves. They ask ``Rounds.next`` for their next row and
+``Rounds.record`` their last outcome; one round, in a thread, applies every outcome and claims
+every row asked for in ONE transaction (group commit), so that while it commits the event loop
+keeps talking SMTP. A worker's row is committed as ``sending`` before its message is built, and
+its outcome is committed in the same transaction that claims its next row: at any instant each
+connection holds at most one ``sending`` row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from digest.db import session_scope
+from digest.models import DeliveryStatus, Subscriber
+from digest.send.message import Recipient
+from digest.settings import Settings
+from digest.store import deliveries as ledger
+
+if TYPE_CHECKING:
+    from digest.send.engine import Progress, SendPolicy, SendReport
+
+S = DeliveryStatus
+Clock = Callable[[], datetime]
+
+
+# --- who is alive -----------------------------------------------------------------------------
+
+
+def worker_name() -> str:
+    """``host:pid:random``: unique per process, and tells a later run whether we still live."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody reaped yet is a zombie: dead for our purposes
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" not in status
+
+
+def is_dead_worker(
+    worker: str | None, claimed_at: datetime | None, *, now: datetime, stale_after: timedelta
+) -> bool:
+    """A claim's owner is gone: same host and its process is dead, or another host's claim is
+    older than ``stale_after`` (a message never takes that long)."""
+    host, _, rest = (worker or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        return int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+    return claimed_at is None or claimed_at < now - stale_after
+
+
+# --- the rounds -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    claim: ledger.Claimed
+    recipient: Recipient
+
+
+Next = Job | float | None  # a row to send, seconds to wait for a retry, or nothing left
+
+
+class Rounds:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settings: Settings,
+        issue_id: int,
+        worker: str,
+        policy: SendPolicy,
+        clock: Clock,
+        report: SendReport,
+        progress: Progress | None,
+    ) -> None:
+        self._engine, self._settings, self._issue_id = engine, settings, issue_id
+        self._worker, self._policy, self._clock = worker, policy, clock
+        self._report, self._progress = report, progress
+        self._waiters: list[asyncio.Future[Next]] = []
+        self._outcomes: list[dict[str, Any]] = []
+        self._runner: asyncio.Future[None] | None = None
+        self._secret = settings.secret() if settings.verp_domain else b""
+
+    def record(self, outcome: dict[str, Any]) -> None:
+        self._outcomes.append(outcome)
+
+    async def next(self) -> Next:
+        waiter: asyncio.Future[Next] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.ensure_future(self._drain())
+        return await waiter
+
+    def flush(self) -> None:
+        """Write outstanding outcomes (at the end, or when stopping)."""
+        if self._outcomes:
+            outcomes, self._outcomes = self._outcomes, []
+            with session_scope(self._engine) as session:
+                ledger.record(session, outcomes)
+
+    async def _drain(self) -> None:
+        # One round at a time, in a thread: while it commits (an fsync on SQLite), the loop
+        # keeps talking SMTP, and the outcomes and requests that pile up share the next round.
+        while self._waiters:
+            waiters, self._waiters = self._waiters, []
+            outcomes, self._outcomes = self._outcomes, []
+            try:
+                results = await asyncio.to_thread(self._apply, outcomes, len(waiters))
+            except BaseException as exc:  # the database failed: every waiting worker learns it
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                return
+            for waiter, result in zip(waiters, results, strict=True):
+                if not waiter.done():
+                    waiter.set_result(result)
+
+    def _apply(self, outcomes: list[dict[str, Any]], wanted: int) -> list[Next]:
+        from digest.subscribers.service import preferences_url, unsubscribe_url
+
+        now = self._clock()
+        jobs: list[Next] = []
+        settings = self._settings
+        with session_scope(self._engine) as session:
+            ledger.record(session, outcomes)
+            while len(jobs) < wanted:
+                claimed = ledger.claim(
+                    session,
+                    issue_id=self._issue_id,
+                    limit=wanted - len(jobs),
+                    worker=self._worker,
+                    now=now,
+                    max_attempts=self._policy.max_attempts,
+                )
+                if not claimed:
+                    break
+                ok = ledger.eligible_subscribers(
+                    session,
+                    subscriber_ids=[row.subscriber_id for row in claimed],
+                    newsletter=settings.newsletter_id,
+                )
+                for row in claimed:
+                    subscriber = ok.get(row.subscriber_id)
+                    if subscriber is None:
+                        reason = self._why_not(session, row)
+                        ledger.record(
+                            session,
+                            [{"id": row.delivery_id, "status": S.SKIPPED.value,
+                              "last_error": reason}],
+                        )  # fmt: skip
+                        self._report.skipped.append((row.email, reason))
+                        if self._progress:
+                            self._progress.advance("skipped")
+                        continue
+                    jobs.append(
+                        Job(
+                            row,
+                            self._recipient(
+                                subscriber, row, settings, unsubscribe_url, preferences_url
+                            ),
+                        )
+                    )
+            if len(jobs) < wanted:
+                due = ledger.next_retry_at(
+                    session, issue_id=self._issue_id, max_attempts=self._policy.max_attempts
+                )
+                wait: float | None = None
+                if due is not None:
+                    seconds = max(0.05, (due - now).total_seconds())
+                    if seconds <= self._policy.wait_for_retries:
+                        wait = seconds
+                jobs += [wait] * (wanted - len(jobs))
+        return jobs
+
+    def _why_not(self, session: Session, row: ledger.Claimed) -> str:
+        """The consent module's own words for why this row's subscriber is left out."""
+        from digest.subscribers.service import may_receive
+
+        subscriber = session.get(Subscriber, row.subscriber_id)
+        if subscriber is None:
+            return "subscriber deleted"
+        reason = may_receive(session, subscriber, newsletter=self._settings.newsletter_id)
+        return reason or "no longer eligible (consent or suppression changed)"
+
+    def _recipient(
+        self,
+        subscriber: Subscriber,
+        row: ledger.Claimed,
+        settings: Settings,
+        unsubscribe_url: Callable[..., str],
+        preferences_url: Callable[..., str],
+    ) -> Recipient:
+        verp = None
+        if settings.verp_domain:
+            from digest.bounces.verp import verp_token
+
+            verp = verp_token(row.delivery_id, secret=self._secret)
+        return Recipient(
+            email=row.email,
+            name=subscriber.name or "",
+            unsubscribe_url=unsubscribe_url(settings=settings, subscriber=subscriber),
+            preferences_url=preferences_url(settings=settings, subscriber=subscriber),
+            delivery_id=row.delivery_id,
+            verp_token=verp,
+        )
