@@ -24,6 +24,7 @@ from digest.errors import StateError
 from digest.ingest.run import IngestReport, Item, default_source, expand, items_in, store_items
 from digest.models import Article, EditKind, Issue, IssueItem, IssueStatus
 from digest.send.engine import SendReport
+from digest.send.smtp import Sender
 from digest.settings import Settings
 from digest.store import articles as article_store
 from digest.store import issues as issue_store
@@ -333,41 +334,12 @@ def send_issue(
     settings: Settings,
     now: datetime,
     ref: str | int | None = None,
-    sender: object | None = None,
+    sender: Sender | None = None,
 ) -> SendReport:
     """Send an issue to every confirmed subscriber who has not had it; safe to re-run.
 
-    The first run puts one ledger row per recipient; every run sends the rows still queued.
-    ``sender`` defaults to the SMTP pool from settings. Raises StateError for a cancelled or
-    missed issue, NotFound when there is no such issue.
+    See :func:`digest.send.commands.run_send` (the ledger, the pool, what is raised).
     """
-    import asyncio
+    from digest.send.commands import run_send
 
-    from digest.send.engine import deliver, enqueue_recipients
-
-    engine = make_engine(settings)
-    with session_scope(engine) as session:
-        issue = issue_store.get_issue(session, newsletter=settings.newsletter_id, ref=ref)
-        if issue.status in (IssueStatus.CANCELLED, IssueStatus.MISSED):
-            raise StateError(f"the issue for {issue.week} is {issue.status}; it will not be sent")
-        first_run = issue.status != IssueStatus.SENT
-        if first_run and issue.status != IssueStatus.SENDING:
-            issue.status, issue.send_started_at = IssueStatus.SENDING, now
-            session.add(issue)
-    assert issue.id is not None
-    enqueued = enqueue_recipients(engine, settings=settings, issue_id=issue.id, now=now) if first_run else 0
-
-    async def run() -> SendReport:
-        from digest.send.smtp import SmtpPool
-
-        own = sender is None
-        active = SmtpPool(settings) if own else sender
-        try:
-            return await deliver(engine, settings=settings, issue=issue, sender=active)
-        finally:
-            if own:
-                await active.aclose()  # type: ignore[attr-defined]
-
-    report = asyncio.run(run())
-    report.enqueued = enqueued
-    return report
+    return run_send(settings=settings, now=now, ref=ref, sender=sender)
