@@ -80,6 +80,8 @@ def score(name: str, pages: Sequence[Page], outputs: Sequence[tuple[str, str]]) 
         if share is not None:
             kept += round(share * len(page.must_include))
             included += len(page.must_include)
+    # Cleaners that give no title at all (trafilatura's text, the baselines) get no title score.
+    gives_titles = any(title for title, _ in outputs)
     titled = [(t, p.title) for (t, _), p in zip(outputs, pages, strict=True) if p.title]
     n = len(pages) or 1
     return Row(
@@ -89,7 +91,11 @@ def score(name: str, pages: Sequence[Page], outputs: Sequence[tuple[str, str]]) 
         f1=sum(f for _, _, f in prf) / n,
         leak=leaked / (excluded or 1),
         kept=kept / (included or 1),
-        titles=sum(tokens(a) == tokens(b) for a, b in titled) / len(titled) if titled else None,
+        titles=(
+            sum(tokens(a) == tokens(b) for a, b in titled) / len(titled)
+            if titled and gives_titles
+            else None
+        ),
     )
 
 

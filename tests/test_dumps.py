@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from digest.errors import InputError
 from digest.ingest.dumps import clean_body, parse_published, read_dump
@@ -138,3 +140,20 @@ def test_parse_published_reads_iso_and_rfc_2822() -> None:
 def _touch(path: Path) -> Path:
     path.write_text("x")
     return path
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.text(max_size=80), max_size=12))
+def test_any_jsonl_content_gives_one_record_per_line_and_never_raises(
+    tmp_path: Path, raw_lines: list[str]
+) -> None:
+    lines = [line.replace("\n", " ").replace("\r", " ") for line in raw_lines]
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
+
+    records = list(read_dump(path))
+
+    assert all((r.article is None) != (r.error is None) for r in records)
+    assert len(records) <= sum(1 for line in lines if line.strip())

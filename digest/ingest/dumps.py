@@ -248,7 +248,7 @@ def _jsonl(path: Path, data: bytes, *, memory: BoilerplateMemory | None) -> Iter
     except InputError as exc:
         yield DumpRecord(path, 1, error=f"{path}: {exc}")
         return
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
