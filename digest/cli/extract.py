@@ -26,7 +26,10 @@ def extract_cmd(
 
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    article = extract(path.read_bytes(), kind=kind, url=url)
+    try:
+        article = extract(path.read_bytes(), kind=kind, url=url)
+    except InputError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
     if as_json:
         print_json(article.to_json())
         return
