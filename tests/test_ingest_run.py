@@ -71,7 +71,10 @@ def cli(settings: Settings, *args: str) -> dict[str, object]:
     result = runner.invoke(app, [*args], env=env_for(settings))
     assert result.exit_code == 0, (result.output, result.exception)
     if "--json" in args:
-        parsed: dict[str, object] = json.loads(result.output)
+        try:
+            parsed: dict[str, object] = json.loads(result.output)
+        except json.JSONDecodeError:
+            raise AssertionError(f"not JSON: {result.output!r}") from None
         return parsed
     return {"output": result.output}
 
