@@ -145,3 +145,12 @@ def test_a_small_run_far_from_the_main_text_is_a_stray() -> None:
     assert drop_strays(lines, keep) == [False] + [False] * 8 + [True] * len(BODY)
     near = [teaser, "nav", *BODY]
     assert drop_strays(near, [True, False, *[True] * len(BODY)])[0] is True
+
+
+def test_decode_honours_a_declared_charset_when_the_bytes_are_not_utf8() -> None:
+    from digest.ingest.extract import decode
+
+    page = '<html><head><meta charset="windows-1252"></head><body>Caf\xe9 cr\xe8me</body></html>'
+
+    assert "Café crème" in decode(page.encode("cp1252"))
+    assert decode("Grüße".encode()) == "Grüße"
