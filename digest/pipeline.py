@@ -11,6 +11,7 @@ sessions and the injected sender.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -242,23 +243,20 @@ def edit_issue(
     if kind in (EditKind.BLURB, EditKind.SUBJECT, EditKind.PREHEADER) and not (text or "").strip():
         raise InputError(f"the new {kind} is empty; give the text in quotes")
     engine = make_engine(settings)
-    try:
-        with session_scope(engine) as session:
-            issue = issue_store.get_issue(session, newsletter=settings.newsletter_id, ref=ref)
-            item_store.require_draft(issue)
-            assert issue.id is not None
-            if item is not None:
-                article_id = item_store.item_at(session, issue=issue, position=item).article_id
-            elif article_id is not None:
-                item_store.article(session, article_id)
-            item_store.record_edit(
-                session, issue_id=issue.id, kind=kind, now=now, article_id=article_id,
-                position=position, text=text.strip() if text else None,
-            )  # fmt: skip
-            week, built_at = issue.week, issue.built_at or now
-            window = (issue.window_start, issue.window_end)
-    finally:
-        engine.dispose()  # one engine per call: give its connections back now
+    with session_scope(engine) as session:
+        issue = issue_store.get_issue(session, newsletter=settings.newsletter_id, ref=ref)
+        item_store.require_draft(issue)
+        assert issue.id is not None
+        if item is not None:
+            article_id = item_store.item_at(session, issue=issue, position=item).article_id
+        elif article_id is not None:
+            item_store.article(session, article_id)
+        item_store.record_edit(
+            session, issue_id=issue.id, kind=kind, now=now, article_id=article_id,
+            position=position, text=text.strip() if text else None,
+        )  # fmt: skip
+        week, built_at = issue.week, issue.built_at or now
+        window = (issue.window_start, issue.window_end)
     result = build_issue(
         settings=settings, now=built_at, week=week, force=True,
         window=window if window[0] and window[1] else None,  # type: ignore[arg-type]
@@ -335,11 +333,18 @@ def send_issue(
     now: datetime,
     ref: str | int | None = None,
     sender: Sender | None = None,
+    force: bool = False,
+    offline: bool = True,
+    stop: threading.Event | None = None,
 ) -> SendReport:
     """Send an issue to every confirmed subscriber who has not had it; safe to re-run.
 
-    See :func:`digest.send.commands.run_send` (the ledger, the pool, what is raised).
+    One personalised copy is checked first (``digest.check``; offline unless ``offline`` is
+    False): a failure raises CheckFailed before anything is written, unless ``force``. ``stop``
+    ends the send cleanly. See :func:`digest.send.commands.run_send` (the ledger, the pool,
+    what is raised).
     """
-    from digest.send.commands import run_send
+    from digest.send.commands import PreSendCheck, run_send
 
-    return run_send(settings=settings, now=now, ref=ref, sender=sender)
+    check = PreSendCheck(offline=offline, force=force)
+    return run_send(settings=settings, now=now, ref=ref, sender=sender, check=check, stop=stop)

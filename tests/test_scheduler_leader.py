@@ -25,6 +25,7 @@ from scheduler_support import (  # noqa: F401 (the autouse fixture)
     issues,
     received,
 )
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from digest.db import make_engine
@@ -53,7 +54,7 @@ def test_a_second_scheduler_waits_as_standby_and_takes_over(
     settings: Settings, engine: Engine, smtp_sink: SmtpSink
 ) -> None:
     s = prepared(settings, smtp_sink)
-    other_engine = make_engine(s)  # the second scheduler's own connections, as in its process
+    other_engine = sa.create_engine(s.db_url)  # the second scheduler's own pool, as in its process
     first = Runner(s, engine=engine, notifier=MemoryNotifier(), poll=0.1, renew_every=0.2)
     second = Runner(s, engine=other_engine, notifier=MemoryNotifier(), poll=0.1, renew_every=0.2)
     threads = [threading.Thread(target=r.run, daemon=True) for r in (first, second)]
@@ -95,7 +96,8 @@ def test_two_schedulers_acting_at_once_on_postgresql_build_one_issue_and_send_on
     # No lease here: both fire build and then send at the same instant, each with its own
     # connections. The unique week key and the conditional status changes decide.
     s = prepared(settings, smtp_sink)
-    engines = [make_engine(s), make_engine(s)]
+    make_engine(s)  # the schema
+    engines = [sa.create_engine(s.db_url), sa.create_engine(s.db_url)]  # a pool each
     outcomes: list[str] = []
     start = threading.Barrier(2)
 
