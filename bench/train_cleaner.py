@@ -35,9 +35,9 @@ from digest.ingest.lines import (
 from digest.ingest.textmodel import HEADLINE_MODEL_PATH, MODEL_PATH, LineModel
 
 PARAMS: dict[str, Any] = {
-    "max_iter": 150,
+    "max_iter": 300,
     "learning_rate": 0.08,
-    "max_leaf_nodes": 15,
+    "max_leaf_nodes": 31,
     "min_samples_leaf": 40,
     "l2_regularization": 1.0,
     "random_state": 0,
