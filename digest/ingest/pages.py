@@ -47,6 +47,9 @@ _SECOND_MIN_WORDS = 50
 _SECOND_SWITCH_RATIO = 0.3
 _SECOND_SURPLUS_RATIO = 1.5
 _SECOND_CONTAINED = 0.9
+# A line of trafilatura's reading that the line classifier gives less than this body
+# probability is dropped (navigation, prompts and bylines that sit inside the article block).
+_CONFIDENT_BOILERPLATE = 0.15
 # Fewer words than this is a navigation shell or an error page, not an article.
 _MIN_WORDS = 15
 
@@ -171,9 +174,11 @@ def clean_html(
     document = _trafilatura(html, url=url)
     lines = _body_lines(html, precise=document.get("text") or "")
     lines, caption_credit = _split_credits(lines, captions=meta.captions)
-    second = _second_opinion(tree, url=url, models=models)
+    second, scores = _second_opinion(tree, url=url, models=models)
     if second is not None and _prefer_text_cleaner(lines, second.paragraphs):
         lines, caption_credit = second.paragraphs, second.credit or caption_credit
+    else:
+        lines = _drop_confident_boilerplate(lines, scores)
     if _count(lines) < _MIN_WORDS:
         raise ExtractionError(f"no article text found in the page{where}")
     title = meta.title or normalise_text(document.get("title") or "").strip()
@@ -228,18 +233,37 @@ class TextModels(NamedTuple):
 
 def _second_opinion(
     tree: lxml.html.HtmlElement, *, url: str | None, models: TextModels | None
-) -> Extracted | None:
-    """The text cleaner's reading of the page's visible text, one block per line."""
-    from digest.ingest.dumps import clean_text
+) -> tuple[Extracted | None, dict[str, float]]:
+    """The text cleaner's reading of the page's visible text (one block per line), and its
+    body probability for each line, by the line's words."""
+    from digest.ingest.dumps import assemble, text_lines
+    from digest.ingest.lines import features
+    from digest.ingest.textmodel import default_model
 
     body = tree.find("body")
-    text = "\n\n".join(page_meta.block_texts(body if body is not None else tree))
+    lines = text_lines("\n\n".join(page_meta.block_texts(body if body is not None else tree)))
+    if not lines:
+        return None, {}
+    model = models.line if models is not None else default_model()
+    scores = model.scores(features(lines))
+    by_words: dict[str, float] = {}
+    for line, score in zip(lines, scores, strict=True):
+        by_words.setdefault(" ".join(_words(line)), score)
     try:
-        if models is None:
-            return clean_text(text, url=url)
-        return clean_text(text, url=url, model=models.line, headline=models.headline)
+        reading = assemble(
+            lines, scores, threshold=model.threshold_body, url=url,
+            headline=models.headline if models is not None else None,
+        )  # fmt: skip
     except ExtractionError:
-        return None
+        reading = None
+    return reading, by_words
+
+
+def _drop_confident_boilerplate(lines: list[str], scores: dict[str, float]) -> list[str]:
+    """Drop the lines the line classifier is nearly sure are not article text."""
+    return [
+        line for line in lines if scores.get(" ".join(_words(line)), 1.0) >= _CONFIDENT_BOILERPLATE
+    ]
 
 
 def _prefer_text_cleaner(html_lines: list[str], text_lines: list[str]) -> bool:
