@@ -1,4 +1,5 @@
-"""What a page says about itself: title, author, dates, canonical URL, lead image, language.
+"""What a page says about itself: its charset, title, author, dates, canonical URL, lead image,
+language.
 
 Read from the places publishers put them, in order of trust: JSON-LD and OpenGraph/meta tags,
 then the visible markup (``<h1>``, ``<time>``, ``<figure>``). Pure functions over a parsed tree.
@@ -6,6 +7,7 @@ then the visible markup (``<h1>``, ``<time>``, ``<figure>``). Pure functions ove
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass, field
@@ -56,6 +58,41 @@ def declared_charset(head: bytes) -> str | None:
     """The charset a page declares in ``<meta charset>`` or ``http-equiv``, if any."""
     found = _META_CHARSET.search(head)
     return found.group(1).decode("ascii", errors="ignore") if found else None
+
+
+def decode_html(data: bytes, *, charset: str | None = None) -> str:
+    """Decode a page: BOM, then the HTTP ``charset``, then ``<meta charset>``, then UTF-8, then
+    cp1252. Undecodable bytes become U+FFFD; this never raises."""
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    declared = [charset, declared_charset(data[:4096])]
+    for name in declared:
+        known = _known_encoding(name)
+        if known is None:
+            continue
+        if known == "utf-8":
+            break  # checked strictly below, with cp1252 as the fallback
+        return data.decode(known, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _known_encoding(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        found = codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+    # Pages labelled latin-1 are in practice cp1252 (browsers decode them so).
+    return "cp1252" if found in {"latin-1", "iso8859-1", "ascii"} else found
 
 
 def read(tree: lxml.html.HtmlElement, *, url: str | None) -> PageMeta:

@@ -24,6 +24,7 @@ from lxml import etree
 from digest.errors import ExtractionError
 from digest.ingest import page_meta
 from digest.ingest.extract import Extracted
+from digest.ingest.page_meta import decode_html
 from digest.ingest.sanitize import normalise_text
 from digest.settings import Settings
 
@@ -82,41 +83,6 @@ _CROSS_LINK = re.compile(
 )
 # UTF-8 read as cp1252/latin-1 ("â€™", "Ã©", "Â "): repaired line by line when it round-trips.
 _MOJIBAKE = re.compile("[\u00c2-\u00f4][\u0080-\u00bf\u2018-\u203a\u0152-\u0178\u02c6\u02dc]")
-
-
-def decode_html(data: bytes, *, charset: str | None = None) -> str:
-    """Decode a page: BOM, then the HTTP ``charset``, then ``<meta charset>``, then UTF-8, then
-    cp1252. Undecodable bytes become U+FFFD; this never raises."""
-    for bom, encoding in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
-    declared = [charset, page_meta.declared_charset(data[:4096])]
-    for name in declared:
-        known = _known_encoding(name)
-        if known is None:
-            continue
-        if known == "utf-8":
-            break  # checked strictly below, with cp1252 as the fallback
-        return data.decode(known, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
-def _known_encoding(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        found = codecs.lookup(name.strip().strip("\"'")).name
-    except LookupError:
-        return None
-    # Pages labelled latin-1 are in practice cp1252 (browsers decode them so).
-    return "cp1252" if found in {"latin-1", "iso8859-1", "ascii"} else found
 
 
 def clean_page(
