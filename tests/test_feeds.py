@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.errors import SourceError
 from digest.ingest.feeds import entry_article, parse_feed
@@ -160,3 +162,14 @@ def test_a_truncated_feed_keeps_the_entries_it_could_read() -> None:
     feed = parse_feed(cut.encode(), url="https://courier.example.org/feed")
     assert [e.title for e in feed.entries][:1] == ["Ferry pier reopens"]
     assert feed.problem
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_any_bytes_give_entries_or_one_source_error(data: bytes) -> None:
+    try:
+        feed = parse_feed(RSS2[:60].encode() + data, url="https://fuzz.example.org/feed")
+    except SourceError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert all(entry.title or entry.url for entry in feed.entries)

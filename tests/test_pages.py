@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.errors import ExtractionError
 from digest.ingest.pages import clean_html, clean_page, decode_html, fragment_paragraphs
@@ -168,3 +170,50 @@ def test_fragment_paragraphs_splits_blocks() -> None:
     assert fragment_paragraphs(html) == ["One bold line.", "Two", "Three"]
     assert fragment_paragraphs("plain text\n\nsecond") == ["plain text", "second"]
     assert fragment_paragraphs("") == []
+
+
+_MARKUP = st.lists(
+    st.sampled_from(
+        [
+            "<p>",
+            "</p>",
+            "<div>",
+            "<html>",
+            "<body>",
+            "<meta charset=x>",
+            "<script>",
+            "<title>",
+            "<h1>",
+            "<br>",
+            "&amp;",
+            "&#0;",
+            "é",
+            " ",
+            "\n",
+            "word ",
+            "Harbour ferry ",
+            "\x00",
+        ]
+    ),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_MARKUP)
+def test_any_markup_gives_an_article_or_one_extraction_error(html: str) -> None:
+    try:
+        result = clean_html(html, url="https://courier.example.org/x")
+    except ExtractionError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert result.body.strip()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=600))
+def test_any_bytes_give_an_article_or_one_extraction_error(data: bytes) -> None:
+    try:
+        clean_page(data)
+    except ExtractionError as exc:
+        assert "\n" not in str(exc)
