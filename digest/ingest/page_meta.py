@@ -110,7 +110,7 @@ def read(tree: lxml.html.HtmlElement, *, url: str | None) -> PageMeta:
     image_alt = meta.get("og:image:alt") or meta.get("twitter:image:alt")
     figure_alt, credit, captions = _figures(tree, image=image)
     return PageMeta(
-        title=_title(tree, meta, ld),
+        title=_title(tree, meta, ld, host=urlsplit(canonical or base).hostname),
         author=_author(tree, meta, ld),
         published=_published(tree, meta, ld),
         canonical=canonical,
@@ -169,14 +169,28 @@ def _ld_image(value: Any) -> str | None:
     return None
 
 
-def _title(tree: lxml.html.HtmlElement, meta: dict[str, str], ld: dict[str, Any]) -> str | None:
+def _title(
+    tree: lxml.html.HtmlElement, meta: dict[str, str], ld: dict[str, Any], *, host: str | None
+) -> str | None:
     headline = ld.get("headline") if isinstance(ld.get("headline"), str) else None
     h1 = _first_text(tree, "//article//h1") or _first_text(tree, "//h1")
     candidate = headline or meta.get("og:title") or h1 or _first_text(tree, "//title")
     site = meta.get("og:site_name")
     if candidate and site and candidate.endswith(site) and candidate != site:
         candidate = re.sub(r"\s*[|\-–—:·]\s*$", "", candidate[: -len(site)])
-    return _text(candidate)
+    return _text(_without_site_suffix(candidate, host=host))
+
+
+def _without_site_suffix(title: str | None, *, host: str | None) -> str | None:
+    """ "Headline - Site" → "Headline" when "Site" is the name in the page's host."""
+    if not title or not host:
+        return title
+    found = re.match(r"^(?P<head>.+?)\s+[|\-–—·]\s+(?P<tail>[^|\-–—·]+)$", title)
+    if found is None:
+        return title
+    name = re.sub(r"\W", "", found.group("tail")).lower().removeprefix("the")
+    labels = {re.sub(r"\W", "", label) for label in host.lower().split(".")}
+    return found.group("head").strip() if len(name) > 2 and name in labels else title
 
 
 def _author(tree: lxml.html.HtmlElement, meta: dict[str, str], ld: dict[str, Any]) -> str | None:
