@@ -49,3 +49,27 @@ def test_the_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> No
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     makefile = (ROOT / "Makefile").read_text()
     assert "\ndemo:" in makefile and "\ntest:" in makefile
+
+
+def test_every_digest_command_in_the_readme_exists_with_its_options() -> None:
+    import shlex
+
+    group = typer.main.get_group(app)
+    readme = (ROOT / "README.md").read_text()
+    lines = [
+        line.split("  #")[0].strip()
+        for block in readme.split("```sh")[1:]
+        for line in block.split("```", 1)[0].splitlines()
+        if line.strip().startswith("digest ")
+    ]
+    assert len(lines) > 20
+    for line in lines:
+        words = shlex.split(line)[1:]
+        cmd: object = group
+        while hasattr(cmd, "commands") and words and words[0] in cmd.commands:
+            cmd = cmd.commands[words.pop(0)]
+        assert not hasattr(cmd, "commands"), f"README names no command: {line}"
+        known = {opt for param in cmd.params for opt in param.opts}  # type: ignore[attr-defined]
+        for word in words:
+            if word.startswith("--"):
+                assert word.split("=")[0] in known, f"README uses an unknown option: {line}"
