@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.bounces.sources import Mailbox
 from digest.db import session_scope
-from digest.errors import DigestError, SourceError
+from digest.errors import CheckFailed, DigestError, SourceError
 from digest.models import IssueStatus, SubscriberStatus
 from digest.settings import Settings
 from digest.store import issues as issue_store
@@ -176,12 +176,22 @@ def _send(ctx: TaskContext) -> str:
                 lines.append(f"issue {week}: another worker started it")
                 continue
         try:
-            report = send_issue(settings=s, now=now, ref=issue_id, sender=ctx.sender)
+            # ctx.stop (SIGTERM) ends the send within the batch in flight; the rest stays queued.
+            report = send_issue(settings=s, now=now, ref=issue_id, sender=ctx.sender, stop=ctx.stop)
         except DigestError as exc:
             # The issue stays `sending`; the next run resumes it through the ledger.
             lines.append(f"issue {week}: send stopped ({exc}); it resumes on the next run")
+            if isinstance(exc, CheckFailed) and status == IssueStatus.APPROVED:
+                # Told once, on the first refusal; later sweeps retry quietly.
+                ctx.notifier.tell(
+                    f"the issue for {week} was NOT sent: the pre-send check failed",
+                    f"{exc}\n\nOnce fixed, it goes out on the next sweep.\n",
+                )
             continue
         lines.append(report.summary())
+        if report.stopped:
+            lines.append(f"issue {week}: stopped for shutdown; it resumes on the next run")
+            break
     lines.extend(_unbuilt_week(ctx, now=now))
     return "; ".join(lines) or "nothing due to send"
 

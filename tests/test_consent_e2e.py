@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from webserver import serving
 
+from digest.demo import demo_settings
 from digest.models import ConsentEvent, SubscriberStatus
 from digest.pipeline import build_issue, ingest_paths, send_issue
 from digest.settings import Settings
@@ -95,7 +96,8 @@ def wait_for(sink: Any, address: str, count: int) -> list[EmailMessage]:
 def world(
     settings: Settings, engine: Engine, smtp_sink: Any, tmp_path: Path
 ) -> Iterator[tuple[Settings, str]]:
-    settings = settings.model_copy(update={"smtp_port": smtp_sink.port})
+    # Signed: the pre-send check refuses unsigned mail.
+    settings = demo_settings(settings.model_copy(update={"smtp_port": smtp_sink.port}))
     for tag, monday in (
         ("w1", FIRST_SEND - timedelta(days=4)),
         ("w2", SECOND_SEND - timedelta(days=4)),

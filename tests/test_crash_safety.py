@@ -117,7 +117,17 @@ def sender_process(data_dir: Path, port: int, *, log: Path) -> subprocess.Popen[
     code = "from digest.cli import main; main()"
     with log.open("ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-c", code, "issue", "send", "--quiet", "--json"],
+            [
+                sys.executable,
+                "-c",
+                code,
+                "issue",
+                "send",
+                "--quiet",
+                "--json",
+                "--force",
+                "--offline",
+            ],
             env=env,
             stdout=out,
             stderr=out,

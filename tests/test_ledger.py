@@ -363,7 +363,16 @@ def test_the_commands_send_report_and_retry(
     assert smtp_sink.messages == []
 
     port = str(smtp_sink.port)
-    sent = cli(settings, "issue", "send", "--quiet", "--json", DIGEST_SMTP_PORT=port)
+    sent = cli(
+        settings,
+        "issue",
+        "send",
+        "--quiet",
+        "--json",
+        "--force",
+        "--offline",
+        DIGEST_SMTP_PORT=port,
+    )
     assert sent.exit_code == 0, sent.output
     assert json.loads(sent.stdout)["counts"]["sent"] == 3
     assert sorted(smtp_sink.recipients()) == emails
@@ -395,7 +404,9 @@ def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
     with sock.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    result = cli(settings, "issue", "send", "--quiet", DIGEST_SMTP_PORT=port)
+    result = cli(
+        settings, "issue", "send", "--quiet", "--force", "--offline", DIGEST_SMTP_PORT=port
+    )
     assert result.exit_code != 0
     assert isinstance(result.exception, RelayUnavailable)
     assert f"127.0.0.1:{port}" in str(result.exception)

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from digest.db import make_engine
+from digest.demo import demo_settings
 from digest.models import IssueStatus
 from digest.settings import Settings
 from jobs import tasks
@@ -43,6 +44,7 @@ READERS = ["ada@example.net", "bo@example.net", "cy@example.net"]
 
 def prepared(settings: Settings, smtp_sink: SmtpSink) -> Settings:
     s = settings.model_copy(update={"smtp_port": smtp_sink.port, "min_stories": 3})
+    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
     monday = SEND - timedelta(days=4)
     with time_machine.travel(monday, tick=False):
         add_subscribers(s, READERS, now=monday)

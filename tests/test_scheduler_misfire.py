@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from digest.db import session_scope
+from digest.demo import demo_settings
 from digest.errors import StateError
 from digest.models import Delivery, DeliveryStatus, IssueStatus
 from digest.settings import Settings
@@ -42,6 +43,7 @@ READERS = ["ada@example.net", "bo@example.net", "cy@example.net"]
 
 def prepared(settings: Settings, smtp_sink: SmtpSink, **overrides: object) -> Settings:
     s = settings.model_copy(update={"smtp_port": smtp_sink.port, "min_stories": 3, **overrides})
+    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
     with at(Clock(MONDAY), MONDAY):
         add_subscribers(s, READERS, now=MONDAY)
         add_week_of_articles(s, week=WEEK, now=MONDAY)
@@ -240,6 +242,8 @@ def env_for(settings: Settings, tmp_path: Path) -> dict[str, str]:
         "smtp_connections": str(settings.smtp_connections),
         "min_stories": str(settings.min_stories),
         "secret_key": settings.secret_key.get_secret_value(),
+        "dkim_domain": settings.dkim_domain, "dkim_selector": settings.dkim_selector,
+        "dkim_private_key": str(settings.dkim_private_key or ""),
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env.update({f"DIGEST_{k.upper()}": v for k, v in values.items()})
@@ -256,6 +260,7 @@ def test_a_restart_in_the_middle_of_a_send_finishes_it_without_duplicates(
     s = settings.model_copy(
         update={"smtp_port": smtp_sink.port, "min_stories": 3, "smtp_connections": 1}
     )
+    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
     with at(Clock(MONDAY), MONDAY):
         add_subscribers(s, readers, now=MONDAY)
         add_week_of_articles(s, week=WEEK, now=MONDAY)

@@ -18,6 +18,7 @@ from scheduler_support import (  # noqa: F401 (the autouse fixture)
 )
 from sqlalchemy.engine import Engine
 
+from digest.demo import demo_settings
 from digest.models import IssueStatus
 from digest.settings import Settings
 from jobs import tasks
@@ -32,6 +33,7 @@ def test_a_month_across_the_clock_change_sends_one_issue_a_week_at_local_times(
     s = settings.model_copy(
         update={"smtp_port": smtp_sink.port, "min_stories": 3, "smtp_connections": 2}
     )
+    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
     start = datetime(2026, 9, 28, tzinfo=UTC)  # Monday of ISO week 40
     end = datetime(2026, 11, 2, tzinfo=UTC)  # after Friday 30 October (GMT again since the 25th)
     clock = Clock(start)

@@ -116,7 +116,7 @@ def test_two_senders_share_the_work_and_nobody_gets_it_twice(
     with (tmp_path / "a.log").open("wb") as a, (tmp_path / "b.log").open("wb") as b:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", code, "issue", "send", "--quiet"],
+                [sys.executable, "-c", code, "issue", "send", "--quiet", "--force", "--offline"],
                 env=env,
                 stdout=out,
                 stderr=out,

@@ -154,11 +154,20 @@ def report_key(message: Incoming) -> str:
 
 
 def apply(
-    session: Session, record: BounceRecord, *, settings: Settings, now: datetime, key: str
+    session: Session,
+    record: BounceRecord,
+    *,
+    settings: Settings,
+    now: datetime,
+    key: str,
+    delivery: Delivery | None = None,
 ) -> Outcome:
-    """Record one bounced recipient and act on it. Handling the same report twice is a no-op."""
+    """Record one bounced recipient and act on it. Handling the same report twice is a no-op.
+
+    ``delivery`` is the bounced delivery when the caller knows it (an SMTP-session refusal);
+    otherwise it is found from the VERP token or the original Message-ID."""
     verdict = explain(record)
-    delivery = _delivery_for(session, record, settings=settings)
+    delivery = delivery or _delivery_for(session, record, settings=settings)
     email = consent.normalise_email(delivery.email if delivery else record.recipient)
     if not email:
         return _outcome(record, verdict, action="none (no recipient)")
@@ -212,24 +221,30 @@ def record_smtp_rejection(
         dsn_action="failed" if code >= 500 else "delayed",
         original_message_id=delivery.message_id,
     )
-    # The delivery id already names the delivery; the key makes a retried report a no-op.
+    # The delivery is known (a refused message has no Message-ID on record to find it by);
+    # the key makes a retried report a no-op.
     key = f"smtp:{delivery.id}:{code}"
-    outcome = apply(session, record, settings=settings, now=now, key=key)
+    outcome = apply(session, record, settings=settings, now=now, key=key, delivery=delivery)
     alert = _alert_for(session, outcome, settings=settings)
     if alert:
         log.warning(alert)
     return outcome
 
 
-def pause_reason(session: Session, *, issue_id: int, settings: Settings) -> str | None:
+def pause_reason(
+    session: Session, *, issue_id: int, settings: Settings, since: datetime | None = None
+) -> str | None:
     """Why the send of ``issue_id`` should pause now (too many policy rejections), or None.
 
-    The send engine checks this between batches."""
-    count = store.policy_count(session, issue_id=issue_id)
+    The send engine checks this between batches with ``since`` set to the start of its run:
+    refusals before an earlier pause do not count again, so a send resumed after the operator
+    fixed the cause is not paused at once by the evidence that paused it before."""
+    count = store.policy_count(session, issue_id=issue_id, since=since)
     if count < settings.policy_pause_threshold:
         return None
+    when = " in this run" if since is not None else ""
     return (
-        f"{count} recipients of issue {issue_id} were refused for policy reasons (threshold "
+        f"{count} recipients of issue {issue_id} were refused for policy reasons{when} (threshold "
         f"{settings.policy_pause_threshold}): receivers are rejecting the sender. Check SPF, "
         "DKIM, DMARC and blocklists (digest dns-records, digest bounces list --kind policy) "
         "before resuming"

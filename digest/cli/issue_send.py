@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 import typer
@@ -64,12 +70,21 @@ def send(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    force: bool = typer.Option(
+        False, "--force", help="Send even when the pre-send check fails (its failures are shown)."
+    ),
+    offline: bool = typer.Option(
+        False, "--offline", help="Pre-send check without the network (links, one-click POST)."
+    ),
 ) -> None:
     """Send the issue to every confirmed subscriber who has not had it yet (resumable).
 
-    Uses DIGEST_SMTP_HOST/PORT/TLS/USER/PASSWORD and signs with the DKIM key (see `digest dkim
-    keygen`). Re-running continues where a crash or a pause stopped; rows that were being sent
-    during a crash are reported as uncertain and resent only with --resend-uncertain.
+    First runs `digest issue check` on one personalised copy and refuses to send when it fails
+    (--force sends anyway; --offline skips its network checks). Uses DIGEST_SMTP_HOST/PORT/TLS/
+    USER/PASSWORD and signs with the DKIM key (see `digest dkim keygen`). Re-running continues
+    where a crash, a pause or a stop left off; rows that were being sent during a crash are
+    reported as uncertain and resent only with --resend-uncertain. SIGTERM or Ctrl-C stops
+    cleanly (messages in flight finish, the rest stays queued, exit 0); a second one aborts.
 
     Examples: digest issue send --dry-run;  digest issue send --test-to me@example.org;
     DIGEST_SMTP_HOST=127.0.0.1 DIGEST_SMTP_PORT=8025 digest issue send 2017-W11
@@ -86,7 +101,7 @@ def send(
     if dry_run:
         _dry_run(issue, as_json=as_json)
         return
-    from digest.send.commands import run_send
+    from digest.send.commands import PreSendCheck, run_send
     from digest.send.engine import SendPolicy
 
     policy = SendPolicy(resend_uncertain=resend_uncertain)
@@ -99,19 +114,64 @@ def send(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=quiet or as_json, transient=False) as bar:
-        report = run_send(settings=cfg, now=now(), ref=issue, policy=policy, progress=_Bar(bar))
+    check = PreSendCheck(offline=offline, force=force)
+    stop = threading.Event()
+    with (
+        _stop_on_signals(stop),
+        Progress(*columns, console=console, disable=quiet or as_json, transient=False) as bar,
+    ):
+        report = run_send(
+            settings=cfg, now=now(), ref=issue, policy=policy, progress=_Bar(bar),
+            check=check, stop=stop,
+        )  # fmt: skip
     if as_json:
         print_json(_report_json(report))
     else:
+        for problem in report.check_warnings:
+            console.print(f"  pre-send check failed, sent anyway (--force): {problem}",
+                          highlight=False, markup=False)  # fmt: skip
         console.print(_counts_table(report.counts, title=f"issue {report.issue_week}"))
         console.print(report.summary(), highlight=False, markup=False)
         for email, why in report.failed[:20]:
             console.print(f"  failed: {email}: {why}", highlight=False, markup=False)
+    if report.paused_by_policy:
+        from digest.errors import SendError
+
+        raise SendError(
+            f"send paused: {report.paused}; resume with digest issue send once fixed (the "
+            "refused rows: digest issue retry-failed --include-permanent)",
+            permanent=False,
+        )
     if report.paused:
         from digest.errors import RelayUnavailable
 
         raise RelayUnavailable(f"send paused: {report.paused}")
+    # A stop on request (SIGTERM, Ctrl-C) is a clean end: exit 0, the rest stays queued.
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While sending, the first SIGTERM/SIGINT sets ``stop``; a second one ends the process at
+    once by that signal (rows in flight are then reported uncertain by the next run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stop.set()
+        # os.write, not the console: printing from a signal handler could interleave or block.
+        os.write(2, b"\nstopping: finishing the messages in flight (signal again to abort)\n")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -124,6 +184,8 @@ def _report_json(report: Any) -> dict[str, Any]:
         "retrying": report.retrying,
         "uncertain": report.uncertain,
         "paused": report.paused,
+        "stopped": report.stopped,
+        "check_warnings": report.check_warnings,
         "counts": report.counts,
     }
 

@@ -7,6 +7,11 @@ every row asked for in ONE transaction (group commit), so that while it commits 
 keeps talking SMTP. A worker's row is committed as ``sending`` before its message is built, and
 its outcome is committed in the same transaction that claims its next row: at any instant each
 connection holds at most one ``sending`` row.
+
+A 5xx refusal of a recipient or message is also handed to the bounce rules in that transaction
+(a hard one suppresses the address, a policy one never does). A round claims nothing once the
+stop event is set, or once the policy refusals of this run reach the pause threshold
+(``Rounds.paused`` says why); the rows not claimed stay queued for the next run.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from digest.db import session_scope
-from digest.models import DeliveryStatus, Subscriber
+from digest.models import Delivery, DeliveryStatus, Subscriber
 from digest.send.message import Recipient
 from digest.settings import Settings
 from digest.store import deliveries as ledger
@@ -95,10 +101,15 @@ class Rounds:
         clock: Clock,
         report: SendReport,
         progress: Progress | None,
+        stop: threading.Event | None = None,
+        since: datetime | None = None,
     ) -> None:
         self._engine, self._settings, self._issue_id = engine, settings, issue_id
         self._worker, self._policy, self._clock = worker, policy, clock
         self._report, self._progress = report, progress
+        self._stop = stop or threading.Event()
+        self._since = since  # the run's start: policy refusals from here on count to the pause
+        self.paused: str | None = None  # set (once) when policy refusals pause the send
         self._waiters: list[asyncio.Future[Next]] = []
         self._outcomes: list[dict[str, Any]] = []
         self._runner: asyncio.Future[None] | None = None
@@ -120,6 +131,7 @@ class Rounds:
             outcomes, self._outcomes = self._outcomes, []
             with session_scope(self._engine) as session:
                 ledger.record(session, outcomes)
+                self._bounce_refusals(session, outcomes)
 
     async def _drain(self) -> None:
         # One round at a time, in a thread: while it commits (an fsync on SQLite), the loop
@@ -146,6 +158,9 @@ class Rounds:
         settings = self._settings
         with session_scope(self._engine) as session:
             ledger.record(session, outcomes)
+            self._bounce_refusals(session, outcomes)
+            if self._stop.is_set() or self.paused:
+                return [None] * wanted
             while len(jobs) < wanted:
                 claimed = ledger.claim(
                     session,
@@ -195,6 +210,33 @@ class Rounds:
                 jobs += [wait] * (wanted - len(jobs))
         return jobs
 
+    def _bounce_refusals(self, session: Session, outcomes: list[dict[str, Any]]) -> None:
+        """Hand each 5xx refusal among ``outcomes`` to the bounce rules (same transaction), and
+        pause the send once this run's policy refusals reach the threshold."""
+        from digest.bounces.apply import pause_reason, record_smtp_rejection
+
+        policy = False
+        for outcome in outcomes:
+            code = outcome.get("last_code")
+            if outcome["status"] != S.FAILED_PERMANENT.value or not code or code < 500:
+                continue  # not an SMTP refusal (an unusable address has no code)
+            delivery = session.get(Delivery, outcome["id"])
+            if delivery is None:
+                continue
+            result = record_smtp_rejection(
+                session,
+                delivery=delivery,
+                code=int(code),
+                message=_reply_text(outcome.get("last_error") or "", delivery.email, int(code)),
+                settings=self._settings,
+                now=self._clock(),
+            )
+            policy = policy or result.kind == "policy"
+        if policy and self.paused is None:
+            self.paused = pause_reason(
+                session, issue_id=self._issue_id, settings=self._settings, since=self._since
+            )
+
     def _why_not(self, session: Session, row: ledger.Claimed) -> str:
         """The consent module's own words for why this row's subscriber is left out."""
         from digest.subscribers.service import may_receive
@@ -226,3 +268,11 @@ class Rounds:
             delivery_id=row.delivery_id,
             verp_token=verp,
         )
+
+
+def _reply_text(error: str, email: str, code: int) -> str:
+    """The server's words without the ``address: code`` prefix the SMTP pool puts in front."""
+    for prefix in (f"{email}: {code} ", f"{email}: "):
+        if error.startswith(prefix):
+            return error[len(prefix) :]
+    return error

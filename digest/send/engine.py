@@ -12,15 +12,22 @@ that is still due, exactly once.
 Consent and suppression are re-checked for each row in the transaction that claims it, right
 before its message is built. Temporary failures (4xx, dropped connections) come back after an
 exponential backoff with jitter, up to ``SendPolicy.max_attempts``; permanent ones (5xx) are
-recorded with their code and text; a 4.7.28 throttle pauses the pool; an unreachable relay stops
+recorded with their code and text and handed to the bounce rules; a 4.7.28 throttle pauses the
+pool; an unreachable relay, or policy refusals past ``policy_pause_threshold`` in this run, stop
 the run with ``SendReport.paused`` set, leaving every unsent row queued.
+
+A ``stop`` event (set on SIGTERM by the CLI and the scheduler) ends the run cleanly: no row is
+claimed after it is set, the messages already handed to SMTP finish and are recorded, and the
+rest stays queued (``SendReport.stopped``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -79,6 +86,9 @@ class SendReport:
     uncertain: int = 0
     resent_uncertain: int = 0
     paused: str | None = None
+    paused_by_policy: bool = False  # paused for policy refusals (not for the relay)
+    stopped: bool = False  # the stop event ended the run with rows still queued
+    check_warnings: list[str] = field(default_factory=list)  # failed checks sent past (force)
     counts: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -91,6 +101,9 @@ class SendReport:
             parts.append(f"{self.uncertain} uncertain (resend with --resend-uncertain)")
         if self.paused:
             parts.append(f"PAUSED: {self.paused}")
+        if self.stopped:
+            waiting = self.counts.get(S.QUEUED.value, 0)
+            parts.append(f"stopped on request with {waiting} still queued (run again to resume)")
         totals = ", ".join(f"{k} {v}" for k, v in self.counts.items() if v)
         return "; ".join(parts) + (f" — ledger: {totals}" if totals else "")
 
@@ -138,13 +151,17 @@ async def deliver(
     clock: Clock = utcnow,
     policy: SendPolicy | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> SendReport:
     """Send every due row of ``issue`` through ``sender``; return what happened.
 
     Raises ConfigError for an unusable DKIM key; database errors propagate. An unreachable
-    relay does not raise: the report's ``paused`` says why and the unsent rows stay queued.
+    relay or too many policy refusals do not raise: the report's ``paused`` says why and the
+    unsent rows stay queued. Once ``stop`` is set no further row is claimed; the call returns
+    when the messages in flight are recorded (``report.stopped``).
     """
     policy = policy or SendPolicy()
+    halt = stop or threading.Event()
     # Read the token secret once, not from its file for every link of every message.
     settings = settings.model_copy(update={"secret_key": SecretStr(settings.secret().decode())})
     assert issue.id is not None
@@ -178,22 +195,28 @@ async def deliver(
         clock=clock,
         report=report,
         progress=progress,
+        stop=halt,
+        since=now,
     )
     stopping: list[str] = []
 
     async def work() -> None:
         ready = getattr(sender, "ready", None)
-        while not stopping:
+        while not stopping and not halt.is_set():
+            # A rate-limit wait or a throttling pause can be long: a stop request cuts it short.
             if ready is not None:
-                await ready()
+                if stop is None:
+                    await ready()
+                elif not await _unless_stopped(ready(), halt):
+                    return
             item = await rounds.next()
             if item is None:
                 return
             if isinstance(item, float):
-                await asyncio.sleep(item)
+                await _sleep_unless_stopped(item, halt)
                 continue
             back_to_queue = {"id": item.claim.delivery_id, "status": S.QUEUED.value}
-            if stopping:  # another connection found the relay down while we waited
+            if stopping or halt.is_set():  # the relay went down, or a stop came, meanwhile
                 rounds.record(back_to_queue)
                 return
             try:
@@ -223,18 +246,44 @@ async def deliver(
         await asyncio.gather(*(guarded() for _ in range(settings.smtp_connections)))
     finally:
         rounds.flush()
-    if stopping:
-        report.paused = stopping[0]
+    if stopping or rounds.paused:
+        report.paused = stopping[0] if stopping else rounds.paused
+        report.paused_by_policy = not stopping
     with session_scope(engine) as session:
         report.counts = ledger.counts(session, issue_id=issue.id)
         report.uncertain = report.counts[S.UNCERTAIN.value]
         pending = report.counts[S.QUEUED.value] + report.counts[S.SENDING.value]
+        report.stopped = halt.is_set() and not report.paused and bool(pending)
         retry = ledger.next_retry_at(session, issue_id=issue.id, max_attempts=policy.max_attempts)
         current = session.get(Issue, issue.id)
         if current is not None and not pending and retry is None and not report.paused:
             current.status, current.sent_at = IssueStatus.SENT, current.sent_at or clock()
             session.add(current)
     return report
+
+
+STOP_POLL = 0.2  # seconds between looks at the stop event while waiting
+
+
+async def _unless_stopped(waiting: Awaitable[None], halt: threading.Event) -> bool:
+    """Await ``waiting`` unless ``halt`` is set first (then cancel it); True when it finished."""
+    task = asyncio.ensure_future(waiting)
+    while not task.done():
+        await asyncio.wait({task}, timeout=STOP_POLL)
+        if halt.is_set() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return False
+    task.result()
+    return True
+
+
+async def _sleep_unless_stopped(seconds: float, halt: threading.Event) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while not halt.is_set() and (left := end - loop.time()) > 0:
+        await asyncio.sleep(min(left, STOP_POLL))
 
 
 async def _send_one(

@@ -50,13 +50,14 @@ def soft_bounce_issues(session: Session, *, email: str, since: datetime) -> set[
     return {f"issue:{issue}" if issue is not None else f"bounce:{id_}" for id_, issue in rows}
 
 
-def policy_count(session: Session, *, issue_id: int) -> int:
-    """Policy rejections recorded for one issue (distinct recipients)."""
-    count = session.exec(
-        select(sa.func.count(sa.distinct(col(Bounce.email)))).where(
-            Bounce.issue_id == issue_id, Bounce.kind == BounceKind.POLICY
-        )
-    ).one()
+def policy_count(session: Session, *, issue_id: int, since: datetime | None = None) -> int:
+    """Policy rejections recorded for one issue (distinct recipients), at or after ``since``."""
+    query = select(sa.func.count(sa.distinct(col(Bounce.email)))).where(
+        Bounce.issue_id == issue_id, Bounce.kind == BounceKind.POLICY
+    )
+    if since is not None:
+        query = query.where(col(Bounce.received_at) >= since)
+    count = session.exec(query).one()
     return int(count)
 
 
