@@ -70,6 +70,9 @@ class Scripted:
         self.after_each = after_each
         self.received: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.started = 0  # DATA commands begun
+        self.release = threading.Event()  # cleared: DATA waits until it is set
+        self.release.set()
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -80,9 +83,13 @@ class Scripted:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.delay:
-            import asyncio
+        import asyncio
 
+        with self.lock:
+            self.started += 1
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
             self.received.update(envelope.rcpt_tos)
@@ -403,6 +410,42 @@ def test_sigterm_stops_the_command_cleanly_and_a_rerun_finishes_with_nobody_twic
     assert sorted(handler.received) == emails and set(handler.received.values()) == {1}
     assert states(engine) == Counter({"sent": 200})
     assert issue_status(engine) == "sent"
+
+
+@pytest.mark.slow
+def test_a_second_sigterm_aborts_and_the_next_run_reports_the_rows_in_flight_uncertain(
+    settings: Settings, engine: Engine, server: Callable[[Scripted], int]
+) -> None:
+    readers(engine, 50)
+    bare_issue(engine, settings)
+    handler = Scripted()
+    handler.release.clear()  # every message waits in DATA: the first signal cannot finish
+    port = server(handler)
+
+    first = sender_process(settings, port)
+    deadline = time.monotonic() + 120  # a bound for a broken run, not a speed assertion
+    while handler.started < 2 and first.poll() is None:
+        assert time.monotonic() < deadline, "the sender never got going"
+        time.sleep(0.02)
+    first.send_signal(signal.SIGTERM)
+    assert first.stderr is not None
+    for line in first.stderr:  # the command says when it took the first signal
+        if line.startswith("stopping"):
+            break
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=120)
+    handler.release.set()
+
+    assert first.returncode == -signal.SIGTERM  # killed by the second signal
+    assert states(engine)["sending"] == 2  # the two connections' messages in flight
+
+    second = sender_process(settings, port)
+    out, err = second.communicate(timeout=300)
+
+    assert second.returncode == 0, err
+    counts = states(engine)
+    assert counts["uncertain"] == 2 and counts["sent"] == 48 and counts["sending"] == 0
+    assert set(handler.received.values()) == {1}
 
 
 def test_the_schedulers_stop_flag_ends_its_send_within_the_batch(
