@@ -111,8 +111,15 @@ def run_demo(
             # Loopback URLs are not waived in the check itself, where they would let a
             # misconfigured production send mail dead links. The failures are shown.
             sent = send_issue(settings=smtp, ref=week, now=now, force=True)
-            for problem in sent.check_warnings:
-                say(f"    pre-send check (ignored for the local demo): {problem}")
+            if sent.check_warnings and not settings.base_url.startswith("https://"):
+                say(
+                    f"    note: {len(sent.check_warnings)} pre-send checks fail because links "
+                    f"point to {settings.base_url} (no https, so no one-click header); set "
+                    "DIGEST_BASE_URL=https://… for a real list (`digest issue check` lists them)"
+                )
+            else:
+                for problem in sent.check_warnings:
+                    say(f"    pre-send check (ignored for the local demo): {problem}")
             delivered = sent.sent
     else:
         say("5/5 not sending (--no-send)")
