@@ -216,8 +216,8 @@ def read_dump(path: Path | str, *, memory: BoilerplateMemory | None = None) -> I
 
     Bad records do not stop the file: each becomes a DumpRecord whose ``error`` names the file,
     the line and the problem; the caller collects them. ``memory`` (learned boilerplate) is
-    used and updated for every record, so pass it only for a dump of one source. Raises InputError only when the file
-    itself cannot be read or its kind is unknown.
+    used and updated for every record, so pass it only for a dump of one source. Raises
+    InputError only when the file itself cannot be read or its kind is unknown.
     """
     path = Path(path)
     suffix = path.suffix.lower()
