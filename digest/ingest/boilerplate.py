@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from digest.errors import ExtractionError
+from digest.ingest.extract import Extracted
 
 DEFAULT_THRESHOLD = 3
 ARTICLE_PREFIX = "article:"  # keys of whole-article fingerprints, kept beside the line keys
@@ -75,3 +78,16 @@ class BoilerplateMemory:
     def _bump(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
         self.changed.add(key)
+
+
+def forget_learned(article: Extracted, memory: BoilerplateMemory) -> Extracted:
+    """Drop the paragraphs this source prints under many of its articles, then count this
+    article's paragraphs. Raises ExtractionError when nothing but such boilerplate is left."""
+    paragraphs = article.paragraphs
+    kept = [p for p in paragraphs if not memory.is_boilerplate(p)]
+    memory.observe(paragraphs)
+    if not kept:
+        raise ExtractionError(
+            f"only text that {memory.source_name} repeats under its articles (no article text)"
+        )
+    return article if len(kept) == len(paragraphs) else replace(article, body="\n\n".join(kept))

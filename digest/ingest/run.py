@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.errors import DigestError
+from digest.ingest.boilerplate import BoilerplateMemory, forget_learned
 from digest.ingest.extract import Extracted
 from digest.ingest.fetch import Fetcher
 from digest.ingest.files import ALL_SUFFIXES, Item, expand, items_in
@@ -27,6 +28,7 @@ from digest.models import Article, Source
 from digest.settings import Settings
 from digest.store import articles as article_store
 from digest.store import sources as source_store
+from digest.store.boilerplate import load_memory, save_memory
 from digest.store.articles import ArticleData, UpsertOutcome, upsert_article
 
 __all__ = [
@@ -113,6 +115,23 @@ def _recent_index(engine: Engine, *, now: datetime) -> NearDupIndex:
     return index
 
 
+class LearnedBoilerplate:
+    """Each source's learned boilerplate for one run: loaded on first use, saved with every
+    article in the article's own transaction."""
+
+    def __init__(self) -> None:
+        self._memories: dict[str, BoilerplateMemory] = {}
+
+    def clean(self, session: Session, article: Extracted, *, source_name: str) -> Extracted:
+        memory = self._memories.get(source_name)
+        if memory is None:
+            memory = self._memories[source_name] = load_memory(session, source_name=source_name)
+        try:
+            return forget_learned(article, memory)
+        finally:
+            save_memory(session, memory)
+
+
 def _store(
     session: Session, data: ArticleData, *, index: NearDupIndex, now: datetime
 ) -> tuple[Article, UpsertOutcome, bool]:
@@ -141,13 +160,16 @@ def store_items(
     """Store each article in its own transaction; collect failures instead of stopping."""
     report = IngestReport()
     index = _recent_index(engine, now=now)
+    learned = LearnedBoilerplate()
     for item in items:
         if item.article is None:
             report.failed.append((item.label, item.error or "unreadable"))
         else:
             try:
-                data = to_article_data(item.article, source_name=source_for(item))
+                name = source_for(item)
                 with session_scope(engine) as session:
+                    article = learned.clean(session, item.article, source_name=name)
+                    data = to_article_data(article, source_name=name)
                     row, outcome, linked = _store(session, data, index=index, now=now)
                     row_id = row.id
                 report.count(outcome)
@@ -229,13 +251,19 @@ def _ingest_source(
     try:
         polled = poll(source, fetcher=fetcher, languages=languages)
         pending: list[tuple[int, list[int]]] = []
+        learned = LearnedBoilerplate()
         with session_scope(engine) as session:
             for item in polled.items:
                 if item.article is None:
                     report.failed.append((item.label, item.error or "unreadable"))
                     continue
+                try:
+                    article = learned.clean(session, item.article, source_name=source.name)
+                except DigestError as exc:
+                    report.failed.append((item.label, str(exc)))
+                    continue
                 data = to_article_data(
-                    item.article, source_name=source.name, source_id=source.id,
+                    article, source_name=source.name, source_id=source.id,
                     section=source.section,
                 )  # fmt: skip
                 row, outcome, linked = _store(session, data, index=index, now=now)
