@@ -1,4 +1,4 @@
-"""Train the line classifier shipped in ``digest/ingest/models/lines.json``.
+"""Train the line classifier shipped in ``digest/ingest/models/lines.json.gz``.
 
 Reproduce the shipped model (needs the dev extras, for scikit-learn, and the WCXB dev pages):
 
@@ -189,8 +189,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _write(model: dict[str, Any], path: str) -> None:
-    with open(path, "w") as out:
-        json.dump(model, out, separators=(",", ":"))
+    """gzip-compressed JSON (``mtime=0``: the same model gives the same bytes)."""
+    import gzip
+
+    data = json.dumps(model, separators=(",", ":")).encode()
+    with open(path, "wb") as out:
+        out.write(gzip.compress(data, compresslevel=9, mtime=0))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The shipped line classifiers (body lines, headline): boosted trees stored as plain numbers.
 
-The model file (``digest/ingest/models/lines.json``) holds only feature names, thresholds, node
+The model file (``digest/ingest/models/lines.json.gz``, gzip-compressed JSON) holds only feature names, thresholds, node
 links and leaf values: no text from the pages it was trained on. It is produced by
 ``python -m bench.train_cleaner`` (scikit-learn is needed there, never at run time).
 """
@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 from digest.ingest.lines import FEATURE_NAMES, HEADLINE_FEATURE_NAMES
 
-MODEL_PATH = Path(__file__).parent / "models" / "lines.json"
-HEADLINE_MODEL_PATH = Path(__file__).parent / "models" / "headline.json"
+MODEL_PATH = Path(__file__).parent / "models" / "lines.json.gz"
+HEADLINE_MODEL_PATH = Path(__file__).parent / "models" / "headline.json.gz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +100,20 @@ class LineModel:
         )
 
 
+def _load(path: Path) -> Any:
+    import gzip
+
+    return json.loads(gzip.decompress(path.read_bytes()))
+
+
 @lru_cache(maxsize=1)
 def default_model() -> LineModel:
     """Return the shipped model (loaded once). Raises FileNotFoundError if it was not built."""
-    return LineModel.from_dict(json.loads(MODEL_PATH.read_text()))
+    return LineModel.from_dict(_load(MODEL_PATH))
 
 
 @lru_cache(maxsize=1)
 def default_headline_model() -> LineModel:
     """Return the shipped headline scorer (loaded once), which rates headline candidates."""
-    data = json.loads(HEADLINE_MODEL_PATH.read_text())
+    data = _load(HEADLINE_MODEL_PATH)
     return LineModel.from_dict(data, features=HEADLINE_FEATURE_NAMES)
