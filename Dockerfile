@@ -6,7 +6,8 @@ COPY pyproject.toml README.md ./
 COPY digest ./digest
 COPY jobs ./jobs
 COPY templates ./templates
-RUN pip install --no-cache-dir . && useradd --system --home /data digest && mkdir -p /data \
+# Editable install: the package reads templates/ from beside it, as in a checkout.
+RUN pip install --no-cache-dir -e . && useradd --system --home /data digest && mkdir -p /data \
     && chown digest /data
 USER digest
 VOLUME ["/data"]
