@@ -64,7 +64,11 @@ def demo_settings(settings: Settings) -> Settings:
     if not key.exists():
         generate_key(path=key)
     return settings.model_copy(
-        update={"dkim_domain": settings.sender_domain, "dkim_selector": "demo", "dkim_private_key": key}
+        update={
+            "dkim_domain": settings.sender_domain,
+            "dkim_selector": "demo",
+            "dkim_private_key": key,
+        }
     )
 
 

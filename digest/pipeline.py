@@ -299,7 +299,9 @@ def _changes(before: list[str], after: list[str]) -> list[str]:
     return added + removed
 
 
-def _render_into(issue: Issue, items: list[IssueItem], *, settings: Settings, issue_date: date) -> None:
+def _render_into(
+    issue: Issue, items: list[IssueItem], *, settings: Settings, issue_date: date
+) -> None:
     from digest.render import DigestContent, DigestItem, render_digest
 
     content = DigestContent(

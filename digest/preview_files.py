@@ -9,7 +9,9 @@ from digest.settings import Settings
 from digest.store.issues import get_issue
 
 
-def write_preview(*, settings: Settings, ref: str | None, folder: Path | None = None) -> tuple[Path, Path]:
+def write_preview(
+    *, settings: Settings, ref: str | None, folder: Path | None = None
+) -> tuple[Path, Path]:
     """Write ``<week>.html`` and ``<week>.txt`` with example personal links; return the paths."""
     from digest.render import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL
 

@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP AUTH password.")
     smtp_timeout: float = Field(30.0, description="Seconds before an SMTP command times out.")
     smtp_connections: int = Field(4, ge=1, le=64, description="Persistent connections in the pool.")
-    smtp_recycle_after: int = Field(200, ge=1, description="Messages per connection before reconnect.")
+    smtp_recycle_after: int = Field(
+        200, ge=1, description="Messages per connection before reconnect."
+    )
     rate_per_second: float = Field(0.0, ge=0, description="Max messages/second (0: unlimited).")
     rate_per_hour: int = Field(0, ge=0, description="Max messages/hour (0: unlimited).")
     rate_per_day: int = Field(0, ge=0, description="Max messages/day (0: unlimited).")
@@ -110,7 +112,9 @@ class Settings(BaseSettings):
 
     # --- schedule ----------------------------------------------------------------------------
     ingest_every_minutes: int = Field(60, ge=1, description="How often sources are polled.")
-    fetch_timeout: float = Field(20.0, gt=0, description="Seconds before a feed or page fetch gives up.")
+    fetch_timeout: float = Field(
+        20.0, gt=0, description="Seconds before a feed or page fetch gives up."
+    )
     max_page_bytes: int = Field(
         5_000_000, ge=10_000, description="Largest feed or page fetched or cleaned, in bytes."
     )
@@ -124,9 +128,14 @@ class Settings(BaseSettings):
     send_deadline_hours: float = Field(24.0, description="A send later than this is marked missed.")
     misfire_grace_minutes: int = Field(60, description="Missed runs younger than this run now.")
     operator_email: str = Field(
-        "", description="Told by mail about drafts awaiting approval and missed sends (empty: log only)."
+        "",
+        description=(
+            "Told by mail about drafts awaiting approval and missed sends (empty: log only)."
+        ),
     )
-    raw_retention_days: int = Field(90, ge=1, description="Raw ingest data older than this is pruned.")
+    raw_retention_days: int = Field(
+        90, ge=1, description="Raw ingest data older than this is pruned."
+    )
 
     # --- bounces -----------------------------------------------------------------------------
     imap_host: str = Field("", description="Bounce mailbox host (empty: no polling).")

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -39,6 +39,10 @@ from jobs.calendar import missed_within
 from jobs.notify import MailNotifier, Notifier
 from jobs.schedule import JOBS, CatchUp, next_runs
 from jobs.tasks import TaskContext, utcnow
+
+if TYPE_CHECKING:
+    # Only for annotations: the send stack loads when a send runs.
+    from digest.send.smtp import Sender
 
 log = logging.getLogger("digest.scheduler")
 
@@ -144,7 +148,7 @@ class Runner:
         poll: float = 5.0,
         lease_ttl: timedelta = LEASE_TTL,
         renew_every: float | None = None,
-        sender: object | None = None,
+        sender: Sender | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine

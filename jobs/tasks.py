@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -34,6 +35,10 @@ from jobs.calendar import (
     week_to_build,
 )
 from jobs.notify import Notifier
+
+if TYPE_CHECKING:
+    # Only for annotations: the send stack loads when a send runs.
+    from digest.send.smtp import Sender
 
 log = logging.getLogger("digest.jobs")
 
@@ -58,7 +63,7 @@ class TaskContext:
     engine: Engine
     notifier: Notifier
     clock: Callable[[], datetime] = utcnow
-    sender: object | None = None
+    sender: Sender | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     mailbox: Mailbox | None = None
 

@@ -28,7 +28,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.environ.get("DIGEST_REQUIRE_POSTGRES") and not PG_URL:
-        raise pytest.UsageError("DIGEST_REQUIRE_POSTGRES is set but DIGEST_TEST_DATABASE_URL is not")
+        raise pytest.UsageError(
+            "DIGEST_REQUIRE_POSTGRES is set but DIGEST_TEST_DATABASE_URL is not"
+        )
 
 
 def free_port() -> int:

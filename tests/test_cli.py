@@ -46,7 +46,8 @@ def commands_of(group: object) -> list[str]:
 
 def test_every_listed_command_has_help_with_an_example() -> None:
     names = commands_of(app)
-    assert {"demo", "extract", "ingest", "web", "issue build", "issue send", "db upgrade"} <= set(names)
+    expected = {"demo", "extract", "ingest", "web", "issue build", "issue send", "db upgrade"}
+    assert expected <= set(names)
     for name in names:
         result = runner.invoke(app, [*name.split(), "--help"])
         assert result.exit_code == 0, (name, result.output)
@@ -87,4 +88,5 @@ def test_extract_prints_the_seed_article(shared_dir: Path, as_json: bool) -> Non
     seed = next((shared_dir / "seed").glob("*.txt"))
     result = runner.invoke(app, ["extract", str(seed), "--json"])
     assert result.exit_code == 0, result.output
-    assert '"title": "NATO to Send Kiev Signals Equipment After Latest Ukraine-Russia Spat"' in result.output
+    title = "NATO to Send Kiev Signals Equipment After Latest Ukraine-Russia Spat"
+    assert f'"title": "{title}"' in result.output

@@ -84,7 +84,8 @@ def test_a_week_goes_from_files_to_every_subscribers_inbox_once(
     assert message.get_content_type() == "multipart/alternative"
     parts = [p.get_content_type() for p in message.walk() if not p.is_multipart()]
     assert parts == ["text/plain", "text/html"]
-    assert message["Message-ID"] and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Message-ID"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "https://news.example.org/u/" in message["List-Unsubscribe"]
     for part in message.walk():
         if not part.is_multipart():

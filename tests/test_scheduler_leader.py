@@ -13,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 from conftest import SmtpSink
 from scheduler_support import (  # noqa: F401 (the autouse fixture)
@@ -25,7 +26,6 @@ from scheduler_support import (  # noqa: F401 (the autouse fixture)
     issues,
     received,
 )
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from digest.db import make_engine

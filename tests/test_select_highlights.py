@@ -321,7 +321,8 @@ def test_a_publisher_with_one_source_still_gets_a_full_issue() -> None:
 
 def test_a_single_outlet_week_fills_every_slot() -> None:
     subjects = ["harbour", "library", "council", "school", "bakery", "river", "stadium",
-                "museum", "railway", "hospital", "market", "theatre", "airport", "park"]  # fmt: skip
+                "museum", "railway", "hospital", "market", "theatre", "airport",
+                "park"]  # fmt: skip
     cands = [
         Candidate(
             article_id=k + 1, title=f"The {word} story of the week number {k}",

@@ -12,7 +12,9 @@ from digest.errors import ConfigError
 from digest.settings import Settings, load_settings
 
 
-def test_environment_wins_over_the_toml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_wins_over_the_toml_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "digest.toml"
     config.write_text('smtp_port = 2525\nfrom_name = "Weekly Wire"\n')
     monkeypatch.setenv("DIGEST_CONFIG", str(config))
@@ -36,7 +38,9 @@ def test_processes_starting_together_share_one_secret(tmp_path: Path) -> None:
         "print(Settings(data_dir=Path(sys.argv[1])).secret().decode())"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
         for _ in range(6)
     ]
     secrets_seen = {p.communicate(timeout=60)[0].strip() for p in procs}

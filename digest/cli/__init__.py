@@ -40,8 +40,8 @@ from digest.cli import dns as _dns  # noqa: E402,F401
 from digest.cli import extract as _extract  # noqa: E402,F401
 from digest.cli import ingest as _ingest  # noqa: E402,F401
 from digest.cli import issue as _issue  # noqa: E402,F401
-from digest.cli import issue_edit as _issue_edit  # noqa: E402,F401
 from digest.cli import issue_check as _issue_check  # noqa: E402,F401
+from digest.cli import issue_edit as _issue_edit  # noqa: E402,F401
 from digest.cli import issue_schedule as _issue_schedule  # noqa: E402,F401
 from digest.cli import issue_send as _issue_send  # noqa: E402,F401
 from digest.cli import scheduler as _scheduler  # noqa: E402,F401

@@ -36,4 +36,5 @@ def upgrade() -> None:
     from digest.db import current_revision, make_engine
 
     engine = make_engine(settings())
-    console.print(f"database at revision {current_revision(engine)} ({engine.url.render_as_string(hide_password=True)})")
+    url = engine.url.render_as_string(hide_password=True)
+    console.print(f"database at revision {current_revision(engine)} ({url})")

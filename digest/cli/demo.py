@@ -10,7 +10,9 @@ from digest.cli.common import console, now, settings
 
 @app.command("demo")
 def demo(
-    subscribers: int = typer.Option(5, "--subscribers", min=0, help="Synthetic confirmed subscribers."),
+    subscribers: int = typer.Option(
+        5, "--subscribers", min=0, help="Synthetic confirmed subscribers."
+    ),
     no_send: bool = typer.Option(False, "--no-send", help="Prepare everything but do not send."),
 ) -> None:
     """Ingest a real week of news, build its issue and send it to demo subscribers through a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import typer
 from rich.table import Table
@@ -13,7 +14,9 @@ from digest.cli.common import console, now, print_json, settings
 
 @issue_app.command("build")
 def build(
-    week: str = typer.Option(None, "--week", help="ISO week like 2017-W11 (default: the coming send)."),
+    week: str = typer.Option(
+        None, "--week", help="ISO week like 2017-W11 (default: the coming send)."
+    ),
     force: bool = typer.Option(False, "--force", help="Build even when the week is thin."),
 ) -> None:
     """Pick the week's highlights and freeze them, rendered, as the week's issue.
@@ -49,12 +52,31 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) 
         print_json(rows)
         return
     table = Table("id", "week", "status", "subject", "sent")
-    for r in rows:
-        table.add_row(str(r["id"]), r["week"], r["status"], r["subject"], str(r["sent_at"] or ""))
+    for i in issues:
+        table.add_row(str(i.id), i.week, str(i.status), i.subject, str(i.sent_at or ""))
     console.print(table)
 
 
-def issue_json(ref: str | None) -> dict[str, object]:
+class ItemJson(TypedDict):
+    title: str
+    url: str
+    source: str
+    section: str
+    blurb: str
+    also_reported_by: list[str]
+
+
+class IssueJson(TypedDict):
+    id: int
+    week: str
+    status: str
+    subject: str
+    preheader: str
+    content_hash: str
+    items: list[ItemJson]
+
+
+def issue_json(ref: str | None) -> IssueJson:
     from digest.db import make_engine, session_scope
     from digest.store.issues import get_issue, items_of
 
@@ -94,7 +116,7 @@ def show(
     console.print(f"[bold]{data['subject']}[/bold]  ({data['week']}, {data['status']})")
     console.print(f"[dim]{data['preheader']}[/dim]\n")
     table = Table("#", "section", "title", "source", "also reported by")
-    for n, item in enumerate(data["items"], start=1):  # type: ignore[arg-type]
+    for n, item in enumerate(data["items"], start=1):
         table.add_row(str(n), item["section"], item["title"], item["source"],
                       ", ".join(item["also_reported_by"]))  # fmt: skip
     console.print(table)

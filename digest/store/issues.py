@@ -56,7 +56,7 @@ def items_of(session: Session, issue_id: int) -> list[IssueItem]:
 
 def replace_items(session: Session, issue_id: int, items: Sequence[IssueItem]) -> None:
     """Swap a draft's items for a new selection (rebuilds happen only on drafts)."""
-    session.exec(delete(IssueItem).where(col(IssueItem.issue_id) == issue_id))  # type: ignore[call-overload]
+    session.exec(delete(IssueItem).where(col(IssueItem.issue_id) == issue_id))
     for item in items:
         item.issue_id = issue_id
         session.add(item)

@@ -57,7 +57,10 @@ async def send_confirmation(
     data = confirmation_message(
         settings=settings, email=email, name=name, confirm_url=confirm_url, now=now
     )
-    await sender.ready()
+    # ``ready`` is optional on a Sender (see digest.send.smtp): wait out a rate limit first.
+    ready = getattr(sender, "ready", None)
+    if ready is not None:
+        await ready()
     await sender.send(
         envelope_from=settings.transactional_from_email, recipients=[email], message=data
     )

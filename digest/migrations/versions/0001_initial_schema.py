@@ -8,11 +8,10 @@ Create Date: 2026-11-25 16:50:24.409134
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import digest.models
-
 
 revision = '0001'
 down_revision = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import digest.models
