@@ -75,6 +75,7 @@ class EditKind(StrEnum):
     BLURB = "blurb"
     SUBJECT = "subject"
     PREHEADER = "preheader"
+    BOOST = "boost"
 
 
 class SubscriberStatus(StrEnum):
@@ -217,6 +218,7 @@ class IssueEdit(SQLModel, table=True):
     kind: EditKind = Field(sa_type=sa.String(16))
     position: int | None = None
     text: str | None = Field(default=None, sa_type=sa.Text)
+    amount: float | None = None  # a boost's size
     created_at: datetime = _created()
 
 

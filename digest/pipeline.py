@@ -163,7 +163,11 @@ def build_issue(
         sources = item_store.source_settings(session)
         selection = apply_edits(
             select_highlights(
-                [_candidate(a, settings=settings, source=sources.get(a.source_id)) for a in rows],
+                [
+                    _candidate(a, settings=settings, source=sources.get(a.source_id),
+                               boost=edits.boosts.get(a.id or 0, 0.0))  # fmt: skip
+                    for a in rows
+                ],
                 now=now, options=options, pinned=edits.pinned, dropped=edits.dropped,
             ),
             edits,
@@ -229,8 +233,10 @@ def edit_issue(
     item: int | None = None,
     position: int | None = None,
     text: str | None = None,
+    amount: float | None = None,
 ) -> BuildResult:
-    """Record an editor's change on a draft (pin, drop, move, blurb, subject, preheader), then
+    """Record an editor's change on a draft (pin, drop, move, blurb, subject, preheader,
+    boost), then
     rebuild the draft over its own window and as of its build time, so only the edit (and any
     article ingested since) changes it. ``item`` is a 1-based position in the issue.
 
@@ -253,7 +259,7 @@ def edit_issue(
             item_store.article(session, article_id)
         item_store.record_edit(
             session, issue_id=issue.id, kind=kind, now=now, article_id=article_id,
-            position=position, text=text.strip() if text else None,
+            position=position, text=text.strip() if text else None, amount=amount,
         )  # fmt: skip
         week, built_at = issue.week, issue.built_at or now
         window = (issue.window_start, issue.window_end)
@@ -266,7 +272,11 @@ def edit_issue(
 
 
 def _candidate(
-    article: Article, *, settings: Settings, source: tuple[float, str | None] | None = None
+    article: Article,
+    *,
+    settings: Settings,
+    source: tuple[float, str | None] | None = None,
+    boost: float = 0.0,
 ) -> Candidate:
     """The article as selection sees it; ``source`` is its source's (weight, section)."""
     from digest.select import Candidate
@@ -284,6 +294,7 @@ def _candidate(
         section=article.section or source_section,
         summary=article.summary,
         source_weight=weight,
+        boost=boost,
         has_image=bool(article.image_url),
         duplicate_of=article.duplicate_of_id,
     )

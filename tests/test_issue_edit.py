@@ -330,3 +330,27 @@ def test_explain_flags_an_undated_article(draft) -> None:  # type: ignore[no-unt
     flags = {i["title"]: i["undated"] for i in data["items"]}
     assert flags.pop("Ferry timetable changes") is True
     assert not any(flags.values())
+
+
+def test_a_boost_lifts_a_single_source_story_to_the_top_and_survives_a_rebuild(draft) -> None:  # type: ignore[no-untyped-def]
+    settings, ids = draft
+    choir = "Choir wins regional contest"
+    assert choir not in _titles(settings)
+    edit_issue(settings=settings, now=NOW, ref=WEEK, kind=EditKind.BOOST,
+               article_id=ids[choir], amount=5.0)  # fmt: skip
+    build_issue(settings=settings, now=NOW + timedelta(hours=1), week=WEEK)
+    items = _items(settings)
+    assert items[0].title == choir
+    assert items[0].score_parts["boost"] > 0
+    edit_issue(settings=settings, now=NOW, ref=WEEK, kind=EditKind.BOOST,
+               article_id=ids[choir], amount=0.0)  # fmt: skip
+    assert choir not in _titles(settings)
+
+
+def test_the_cli_boosts_a_story(draft) -> None:  # type: ignore[no-untyped-def]
+    settings, ids = draft
+    env = {"DIGEST_DATA_DIR": str(settings.data_dir), "DIGEST_DATABASE_URL": settings.db_url,
+           "DIGEST_ITEMS_PER_ISSUE": "4", "DIGEST_MAX_OUTLET_SHARE": "1.0"}  # fmt: skip
+    result = runner.invoke(app, ["issue", "boost", WEEK, str(ids["Choir wins regional contest"]), "5"], env=env)
+    assert result.exit_code == 0, result.output
+    assert _titles(settings)[0] == "Choir wins regional contest"

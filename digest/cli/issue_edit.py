@@ -1,4 +1,4 @@
-"""`digest issue pin|drop|move|blurb|subject|preheader|explain`: an editor's hand on a draft.
+"""`digest issue pin|drop|boost|move|blurb|subject|preheader|explain`: an editor's hand on a draft.
 
 Every change is stored and re-applied whenever the draft is rebuilt, so a pin or a drop
 survives `digest issue build`. Sent (or approved, sending) issues are frozen: editing one is
@@ -27,6 +27,7 @@ def _edit(
     item: int | None = None,
     position: int | None = None,
     text: str | None = None,
+    amount: float | None = None,
 ) -> None:
     from digest.pipeline import edit_issue
 
@@ -39,6 +40,7 @@ def _edit(
         item=item,
         position=position,
         text=text,
+        amount=amount,
     )
     console.print(result.message, highlight=False)
     for change in result.changes:
@@ -67,6 +69,20 @@ def drop(
     Example: digest issue drop 2017-W11 412
     """
     _edit(EditKind.DROP, issue=issue, article_id=article_id)
+
+
+@issue_app.command("boost")
+def boost(
+    issue: str = typer.Argument(..., help=ISSUE_HELP),
+    article_id: int = typer.Argument(..., help="Id of the article whose story to boost."),
+    amount: float = typer.Argument(..., help="Added to the story's score (0 removes the boost)."),
+) -> None:
+    """Raise (or, below zero, lower) a story's rank by an editor boost, kept across rebuilds;
+    `digest issue explain` shows it among the score parts.
+
+    Example: digest issue boost 2017-W11 412 0.5
+    """
+    _edit(EditKind.BOOST, issue=issue, article_id=article_id, amount=amount)
 
 
 @issue_app.command("move")

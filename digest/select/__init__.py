@@ -121,6 +121,7 @@ class Edits:
     blurbs: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
     subject: str | None = None
     preheader: str | None = None
+    boosts: Mapping[int, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def apply_edits(selection: Selection, edits: Edits) -> Selection:

@@ -39,6 +39,7 @@ def edits_of(session: Session, issue_id: int) -> Edits:
     dropped: list[int] = []
     moves: list[tuple[int, int]] = []
     blurbs: dict[int, str] = {}
+    boosts: dict[int, float] = {}
     subject = preheader = None
     for row in rows:
         if row.kind == EditKind.PIN and row.article_id is not None:
@@ -49,6 +50,8 @@ def edits_of(session: Session, issue_id: int) -> Edits:
             moves.append((row.article_id, row.position))
         elif row.kind == EditKind.BLURB and row.article_id is not None and row.text is not None:
             blurbs[row.article_id] = row.text
+        elif row.kind == EditKind.BOOST and row.article_id is not None and row.amount is not None:
+            boosts[row.article_id] = row.amount
         elif row.kind == EditKind.SUBJECT:
             subject = row.text
         elif row.kind == EditKind.PREHEADER:
@@ -60,6 +63,7 @@ def edits_of(session: Session, issue_id: int) -> Edits:
         blurbs=blurbs,
         subject=subject,
         preheader=preheader,
+        boosts=boosts,
     )
 
 
@@ -72,6 +76,7 @@ def record_edit(
     article_id: int | None = None,
     position: int | None = None,
     text: str | None = None,
+    amount: float | None = None,
 ) -> IssueEdit:
     """Store an edit, replacing an earlier one of the same kind for the same article (and, for
     a pin or a drop, its opposite)."""
@@ -91,6 +96,7 @@ def record_edit(
         kind=kind,
         position=position,
         text=text,
+        amount=amount,
         created_at=now,
     )
     session.add(edit)
