@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
@@ -20,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from digest.bounces.sources import Mailbox
 from digest.db import session_scope
-from digest.errors import CheckFailed, DigestError, SourceError
+from digest.errors import CheckFailed, DigestError
 from digest.models import IssueStatus, SubscriberStatus
 from digest.settings import Settings
 from digest.store import issues as issue_store
@@ -247,53 +246,11 @@ def _unbuilt_week(ctx: TaskContext, *, now: datetime) -> list[str]:
 
 
 def ingest(ctx: TaskContext) -> str:
-    """Ingest every source that is due (its own interval, else INGEST_EVERY_MINUTES).
+    """Ingest every source that is due (its own interval, else INGEST_EVERY_MINUTES): feeds
+    and pages over HTTP, dumps and saved files from disk, one transaction per source."""
+    from digest.pipeline import ingest_all
 
-    Sources kept as local files or folders (dumps, saved pages, feed files) are read through
-    the pipeline; a source given by URL needs the fetcher (``digest.pipeline.ingest_all``),
-    which takes over the whole job when the pipeline has it.
-    """
-    from digest import pipeline
-
-    s, now = ctx.settings, ctx.clock()
-    ingest_all = getattr(pipeline, "ingest_all", None)
-    if ingest_all is not None:
-        return _summary(ingest_all(settings=s, now=now))
-    with session_scope(ctx.engine) as session:
-        sources = [
-            (src.id, src.name, src.location)
-            for src in due.sources_due(session, now=now, default_minutes=s.ingest_every_minutes)
-        ]
-    if not sources:
-        return "no source is due"
-    read, new, failed, remote = 0, 0, list[str](), list[str]()
-    for source_id, name, location in sources:
-        assert source_id is not None
-        if ctx.stop.is_set():
-            break
-        if "://" in location:
-            remote.append(name)
-            continue
-        error = None
-        try:
-            if not Path(location).exists():
-                raise SourceError(f"{location} does not exist (fix the source's location)")
-            report = pipeline.ingest_paths([Path(location)], settings=s, now=now, source_name=name)
-            read, new = read + 1, new + report.new
-            if report.failed:
-                error = "; ".join(f"{label}: {why}" for label, why in report.failed[:5])
-        except DigestError as exc:
-            error = str(exc)
-        if error is not None:
-            failed.append(f"{name}: {error}")
-        with session_scope(ctx.engine) as session:
-            due.record_source_check(session, source_id=source_id, now=now, error=error)
-    parts = [f"{read} source(s) read, {new} new article(s)"]
-    if failed:
-        parts.append("failed: " + "; ".join(failed))
-    if remote:
-        parts.append(f"{len(remote)} URL source(s) wait for the fetcher: " + ", ".join(remote))
-    return "; ".join(parts)
+    return ingest_all(settings=ctx.settings, now=ctx.clock()).summary()
 
 
 def bounces(ctx: TaskContext) -> str:
@@ -363,8 +320,3 @@ def prune(ctx: TaskContext) -> str:
 def _local(moment: datetime, settings: Settings) -> str:
     local = moment.astimezone(settings.zone)
     return f"{local:%a %Y-%m-%d %H:%M %Z} ({moment.astimezone(UTC):%H:%M} UTC)"
-
-
-def _summary(report: object) -> str:
-    summary = getattr(report, "summary", None)
-    return str(summary()) if callable(summary) else str(report)

@@ -181,18 +181,3 @@ def sources_due(session: Session, *, now: datetime, default_minutes: int) -> lis
         if s.last_checked_at is None
         or s.last_checked_at + timedelta(minutes=s.interval_minutes or default_minutes) <= now
     ]
-
-
-def record_source_check(
-    session: Session, *, source_id: int, now: datetime, error: str | None
-) -> None:
-    """Note a poll of a source: when, and whether it worked (failures are counted)."""
-    values: dict[str, object] = {"last_checked_at": now}
-    if error is None:
-        values.update(last_success_at=now, last_error=None, consecutive_failures=0)
-    else:
-        values.update(
-            last_error=error[:2000], last_error_at=now,
-            consecutive_failures=_SOURCES.c.consecutive_failures + 1,
-        )  # fmt: skip
-    session.execute(sa.update(_SOURCES).where(_SOURCES.c.id == source_id).values(**values))
