@@ -23,6 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops
 
+from bench.chromium import CHROMIUM, QUIET_FLAGS
 from digest.render import DigestContent, DigestItem, Personaliser, recipient_values, render_digest
 from digest.render.mjml import compile_mjml
 from digest.render.sample import sample_content
@@ -30,19 +31,7 @@ from digest.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MJML_CLI = ROOT / "node_modules" / ".bin" / "mjml"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--force-device-scale-factor=1",
-]
+CHROMIUM_FLAGS = ["--headless", *QUIET_FLAGS, "--hide-scrollbars", "--force-device-scale-factor=1"]
 # A 3:2 grey picture, identical for both renderers.
 PICTURE = (
     "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='600' height='400'%3E"

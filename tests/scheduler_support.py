@@ -1,5 +1,5 @@
-"""Helpers for the scheduler tests: a week of articles written here, confirmed subscribers, a
-task context on a controlled clock, and reading what the SMTP sink got."""
+"""Helpers for the scheduler tests: the week they live in, a week of articles written here,
+confirmed subscribers, a task context on a controlled clock, and reading what the SMTP sink got."""
 
 from __future__ import annotations
 
@@ -9,19 +9,29 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from conftest import SmtpSink
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from digest.db import make_engine, session_scope
+from digest.demo import demo_settings
 from digest.models import Issue
+from digest.send.smtp import Sender
 from digest.settings import Settings
 from digest.store.articles import ArticleData, upsert_article
 from jobs.calendar import week_start
 from jobs.notify import MemoryNotifier
 from jobs.tasks import TaskContext
+
+LONDON = ZoneInfo("Europe/London")
+WEEK = "2026-W48"
+MONDAY = datetime(2026, 11, 23, 9, tzinfo=LONDON)
+SEND = datetime(2026, 11, 27, 8, tzinfo=LONDON)
+READERS = ["ada@example.net", "bo@example.net", "cy@example.net"]
 
 # Distinct vocabulary per story, so that no two stories look like the same wire copy.
 _TOPICS = [
@@ -73,6 +83,19 @@ def add_subscribers(settings: Settings, emails: list[str], *, now: datetime) -> 
             )  # fmt: skip
 
 
+def prepared(
+    settings: Settings, smtp_sink: SmtpSink, *, on: datetime = MONDAY, **overrides: object
+) -> Settings:
+    """Signed settings that send to ``smtp_sink`` (three stories make an issue), with READERS
+    subscribed and a week of articles in WEEK, both added at ``on``."""
+    s = settings.model_copy(update={"smtp_port": smtp_sink.port, "min_stories": 3, **overrides})
+    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
+    with at(Clock(on), on):
+        add_subscribers(s, READERS, now=on)
+        add_week_of_articles(s, week=WEEK, now=on)
+    return s
+
+
 @contextmanager
 def _disposing(engine: Engine) -> Iterator[Engine]:
     try:
@@ -100,7 +123,7 @@ def at(clock: Clock, moment: datetime) -> Iterator[None]:
 
 
 def context(
-    settings: Settings, *, clock: Clock, engine: Engine, sender: object | None = None
+    settings: Settings, *, clock: Clock, engine: Engine, sender: Sender | None = None
 ) -> tuple[TaskContext, MemoryNotifier]:
     """A task context on ``clock`` whose notices are kept; ``engine`` is the test's own (the
     ``engine`` fixture disposes of it)."""

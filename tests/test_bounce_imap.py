@@ -4,7 +4,6 @@ bounces are handled and moved to the processed folder, never deleted."""
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import socket
 import subprocess
 import sys
@@ -14,12 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from support_send import free_port, self_signed
 
 from digest.bounces.apply import poll_mailbox
 from digest.bounces.sources import ImapMailbox
@@ -35,43 +31,10 @@ class Imap:
     cert: Path
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def imap(tmp_path: Path) -> Iterator[Imap]:
-    cert, key = _certificate(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    cert, key = self_signed(tmp_path)
+    port = free_port()
     pymap = Path(sys.executable).with_name("pymap")
     proc = subprocess.Popen(
         [str(pymap), "--host", "127.0.0.1", "--port", str(port), "--cert", str(cert),

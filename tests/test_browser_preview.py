@@ -14,19 +14,10 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from test_web_preview import add_issue, serve  # tests/ is on sys.path (rootdir conftest)
 
+from bench.chromium import CHROMIUM, QUIET_FLAGS
 from digest.models import IssueStatus
 from digest.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
 PASSWORD = "browser-test-password"
 TOP_HEADLINE = "Harbour authority approves the long-delayed tidal barrier"
@@ -53,7 +44,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=QUIET_FLAGS, headless=True)
         try:
             yield chromium
         finally:

@@ -12,20 +12,18 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import select
+from support_send import RecipientLog, add_send, smtp_server
 
 from digest.db import make_engine, session_scope
-from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
+from digest.models import Delivery, DeliveryStatus
 from digest.settings import Settings
 
 RECIPIENTS = 2000
@@ -40,36 +38,11 @@ HTML = (
 TEXT = "Hello %%NAME%%\n\nThe week.\n\nUnsubscribe: %%UNSUBSCRIBE_URL%%\n"
 
 
-class Log:
-    """Counts every recipient of every message the server accepted."""
-
-    def __init__(self) -> None:
-        self.received: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.received.update(envelope.rcpt_tos)
-        return "250 OK"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[Log, int]]:
-    log, port = Log(), free_port()
-    controller = Controller(log, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+def server() -> Iterator[tuple[RecipientLog, int]]:
+    log = RecipientLog()
+    with smtp_server(log) as port:
         yield log, port
-    finally:
-        controller.stop()
 
 
 def prepare(data_dir: Path, n: int) -> Settings:
@@ -79,25 +52,15 @@ def prepare(data_dir: Path, n: int) -> Settings:
     )
     engine = make_engine(settings)
     with session_scope(engine) as session:
-        # Bulk rows: the consent flow is tested elsewhere; here only the ledger matters.
-        session.add_all(
-            Subscriber(
-                email=f"r{i:05d}@example.org",
-                name=f"Reader {i}",
-                status="confirmed",
-                confirmed_at=NOW,
-            )
-            for i in range(n)
-        )
-        session.add(
-            Issue(
-                newsletter=settings.newsletter_id,
-                week="2017-W11",
-                subject="The week",
-                html=HTML,
-                text=TEXT,
-                status=IssueStatus.APPROVED,
-            )
+        add_send(
+            session,
+            newsletter=settings.newsletter_id,
+            recipients=n,
+            html=HTML,
+            text=TEXT,
+            confirmed_at=NOW,
+            email="r{:05d}@example.org",
+            name="Reader {}",
         )
     engine.dispose()
     return settings
@@ -145,7 +108,7 @@ def ledger(settings: Settings) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_killing_the_sender_at_random_points_never_sends_anyone_twice(
-    server: tuple[Log, int], tmp_path: Path
+    server: tuple[RecipientLog, int], tmp_path: Path
 ) -> None:
     log, port = server
     settings = prepare(tmp_path / "data", RECIPIENTS)

@@ -11,6 +11,7 @@ import dkim
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from support_send import run_cli
 
 from digest import models
 from digest.db import session_scope
@@ -335,21 +336,6 @@ def test_the_batched_eligibility_agrees_with_may_receive(
 # --- the commands -------------------------------------------------------------------------------
 
 
-def cli(settings: Settings, *args: str, **env: str) -> Any:
-    from typer.testing import CliRunner
-
-    from digest.cli import app
-
-    base = {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.database_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_FROM_EMAIL": settings.from_email,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
-    return CliRunner().invoke(app, list(args), env={**base, **env})
-
-
 def test_the_commands_send_report_and_retry(
     engine: Engine, settings: Settings, smtp_sink: Any
 ) -> None:
@@ -357,13 +343,13 @@ def test_the_commands_send_report_and_retry(
 
     emails = add_people(engine, settings, 3)
     add_issue(engine, settings)
-    plan_out = cli(settings, "issue", "send", "--dry-run", "--json")
+    plan_out = run_cli(settings, "issue", "send", "--dry-run", "--json")
     assert plan_out.exit_code == 0, plan_out.output
     assert json.loads(plan_out.stdout)["would_send"] == emails
     assert smtp_sink.messages == []
 
     port = str(smtp_sink.port)
-    sent = cli(
+    sent = run_cli(
         settings,
         "issue",
         "send",
@@ -377,14 +363,14 @@ def test_the_commands_send_report_and_retry(
     assert json.loads(sent.stdout)["counts"]["sent"] == 3
     assert sorted(smtp_sink.recipients()) == emails
 
-    status = cli(settings, "issue", "status", "--json")
+    status = run_cli(settings, "issue", "status", "--json")
     assert json.loads(status.stdout)["counts"]["sent"] == 3
-    retry = cli(settings, "issue", "retry-failed")
+    retry = run_cli(settings, "issue", "retry-failed")
     assert retry.exit_code == 0 and "0 deliveries queued again" in retry.stdout
 
 
 def test_keygen_prints_one_txt_line_and_becomes_the_default(settings: Settings) -> None:
-    result = cli(settings, "dkim", "keygen", "--selector", "s9", "--domain", "News.Example.org")
+    result = run_cli(settings, "dkim", "keygen", "--selector", "s9", "--domain", "News.Example.org")
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("v=DKIM1; k=rsa; p=")
@@ -404,7 +390,7 @@ def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
     with sock.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    result = cli(
+    result = run_cli(
         settings, "issue", "send", "--quiet", "--force", "--offline", DIGEST_SMTP_PORT=port
     )
     assert result.exit_code != 0

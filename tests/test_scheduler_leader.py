@@ -8,18 +8,19 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
+import scheduler_support
 import sqlalchemy as sa
 import time_machine
 from conftest import SmtpSink
 from scheduler_support import (  # noqa: F401 (the autouse fixture)
+    READERS,
+    SEND,
+    WEEK,
     Clock,
-    add_subscribers,
-    add_week_of_articles,
     context,
     dispose_pipeline_engines,
     eventually,
@@ -29,27 +30,15 @@ from scheduler_support import (  # noqa: F401 (the autouse fixture)
 from sqlalchemy.engine import Engine
 
 from digest.db import make_engine
-from digest.demo import demo_settings
 from digest.models import IssueStatus
 from digest.settings import Settings
 from jobs import tasks
 from jobs.notify import MemoryNotifier
 from jobs.scheduler import Runner
 
-LONDON = ZoneInfo("Europe/London")
-WEEK = "2026-W48"
-SEND = datetime(2026, 11, 27, 8, tzinfo=LONDON)
-READERS = ["ada@example.net", "bo@example.net", "cy@example.net"]
-
 
 def prepared(settings: Settings, smtp_sink: SmtpSink) -> Settings:
-    s = settings.model_copy(update={"smtp_port": smtp_sink.port, "min_stories": 3})
-    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
-    monday = SEND - timedelta(days=4)
-    with time_machine.travel(monday, tick=False):
-        add_subscribers(s, READERS, now=monday)
-        add_week_of_articles(s, week=WEEK, now=monday)
-    return s
+    return scheduler_support.prepared(settings, smtp_sink, on=SEND - timedelta(days=4))
 
 
 def test_a_second_scheduler_waits_as_standby_and_takes_over(

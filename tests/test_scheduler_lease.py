@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from scheduler_support import eventually
 from sqlalchemy.engine import Engine
 
 from digest.store.leases import AdvisoryLease, RowLease, leader_lease
@@ -55,15 +54,6 @@ def test_leases_of_different_newsletters_do_not_block_each_other(engine: Engine)
     assert RowLease(engine, name="scheduler:monday", holder="b", ttl=TTL).try_acquire(now=T0)
 
 
-def eventually(check: Callable[[], bool], *, within: float = 10.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
-
 PG_URL = os.environ.get("DIGEST_TEST_DATABASE_URL", "")
 
 
@@ -85,7 +75,7 @@ def test_the_advisory_lock_passes_to_the_standby_when_the_holder_dies() -> None:
         with engine.connect() as admin:
             admin.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         # Termination is asynchronous: poll, bounded, until the server has dropped the session.
-        assert eventually(lambda: second.try_acquire(now=T0))
+        assert eventually(lambda: second.try_acquire(now=T0), within=10.0)
         assert not first.renew(now=T0)
     finally:
         first.release()

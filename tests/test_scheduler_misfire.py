@@ -7,11 +7,15 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import SmtpSink
 from scheduler_support import (  # noqa: F401 (the autouse fixture)
+    LONDON,
+    MONDAY,
+    READERS,
+    SEND,
+    WEEK,
     Clock,
     add_subscribers,
     add_week_of_articles,
@@ -19,6 +23,7 @@ from scheduler_support import (  # noqa: F401 (the autouse fixture)
     context,
     dispose_pipeline_engines,
     issues,
+    prepared,
     received,
 )
 from sqlalchemy.engine import Engine
@@ -33,21 +38,7 @@ from digest.store import schedule as store
 from jobs import tasks
 from jobs.scheduler import start_up_runs
 
-LONDON = ZoneInfo("Europe/London")
-WEEK = "2026-W48"
-MONDAY = datetime(2026, 11, 23, 9, tzinfo=LONDON)
 BUILD = datetime(2026, 11, 27, 6, tzinfo=LONDON)  # Friday, GMT
-SEND = datetime(2026, 11, 27, 8, tzinfo=LONDON)
-READERS = ["ada@example.net", "bo@example.net", "cy@example.net"]
-
-
-def prepared(settings: Settings, smtp_sink: SmtpSink, **overrides: object) -> Settings:
-    s = settings.model_copy(update={"smtp_port": smtp_sink.port, "min_stories": 3, **overrides})
-    s = demo_settings(s)  # signed: the pre-send check refuses unsigned mail
-    with at(Clock(MONDAY), MONDAY):
-        add_subscribers(s, READERS, now=MONDAY)
-        add_week_of_articles(s, week=WEEK, now=MONDAY)
-    return s
 
 
 def test_a_machine_back_within_the_grace_sends_on_start_up(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import SmtpSink
 from scheduler_support import (  # noqa: F401 (the autouse fixture)
+    READERS,
     Clock,
     add_subscribers,
     add_week_of_articles,
@@ -23,8 +24,6 @@ from digest.models import IssueStatus
 from digest.settings import Settings
 from jobs import tasks
 from jobs.calendar import build_trigger, send_trigger, week_key
-
-READERS = ["ada@example.net", "bo@example.net", "cy@example.net"]
 
 
 def test_a_month_across_the_clock_change_sends_one_issue_a_week_at_local_times(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -14,12 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from support_send import add_send, smtp_server
 
 from digest.db import session_scope
-from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
+from digest.models import Delivery, DeliveryStatus, Issue
 from digest.send.engine import SendPolicy, SendReport, deliver, enqueue_recipients
 from digest.send.smtp import SmtpPool
 from digest.settings import Settings
@@ -69,21 +68,11 @@ class Faulty:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def faulty() -> Iterator[tuple[Faulty, int]]:
-    handler, port = Faulty(refuse={f"r{i:04d}@example.org" for i in range(0, 300, 37)}), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    handler = Faulty(refuse={f"r{i:04d}@example.org" for i in range(0, 300, 37)})
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def test_every_deliverable_recipient_gets_one_copy_through_random_faults(
@@ -91,21 +80,13 @@ def test_every_deliverable_recipient_gets_one_copy_through_random_faults(
 ) -> None:
     handler, port = faulty
     with session_scope(engine) as session:
-        session.add_all(
-            Subscriber(
-                email=f"r{i:04d}@example.org", name=f"R {i}", status="confirmed", confirmed_at=NOW
-            )
-            for i in range(300)
-        )
-        session.add(
-            Issue(
-                newsletter=settings.newsletter_id,
-                week="2017-W11",
-                subject="The week",
-                html=HTML,
-                text=TEXT,
-                status=IssueStatus.APPROVED,
-            )
+        add_send(
+            session,
+            newsletter=settings.newsletter_id,
+            recipients=300,
+            html=HTML,
+            text=TEXT,
+            confirmed_at=NOW,
         )
     cfg = settings.model_copy(update={"smtp_port": port, "smtp_connections": 4})
     pool = SmtpPool(cfg, connect_backoff=0.01)

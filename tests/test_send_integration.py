@@ -13,22 +13,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from conftest import SmtpSink
 from scheduler_support import add_subscribers, add_week_of_articles
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from support_send import run_cli, smtp_server
+from typer.testing import Result
 
 from digest.db import session_scope
 from digest.demo import demo_settings
@@ -99,26 +100,14 @@ class Scripted:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server() -> Iterator[Callable[[Scripted], int]]:
-    controllers: list[Controller] = []
+    with ExitStack() as servers:
 
-    def start(handler: Scripted) -> int:
-        port = free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
-        controller.start()
-        controllers.append(controller)
-        return port
+        def start(handler: Scripted) -> int:
+            return servers.enter_context(smtp_server(handler))
 
-    yield start
-    for controller in controllers:
-        controller.stop()
+        yield start
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -166,26 +155,21 @@ def issue_status(engine: Engine) -> str:
         return str(session.exec(select(Issue)).one().status)
 
 
-def cli(settings: Settings, *args: str, **env: str) -> Any:
-    from typer.testing import CliRunner
-
-    from digest.cli import app
-
-    base = {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.database_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_FROM_EMAIL": settings.from_email,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-        "DIGEST_SMTP_PORT": str(settings.smtp_port),
-        "DIGEST_SMTP_CONNECTIONS": str(settings.smtp_connections),
-        "DIGEST_MIN_STORIES": str(settings.min_stories),
-        "DIGEST_DKIM_DOMAIN": settings.dkim_domain,
-        "DIGEST_DKIM_SELECTOR": settings.dkim_selector,
-        "DIGEST_DKIM_PRIVATE_KEY": str(settings.dkim_private_key or ""),
-        "DIGEST_POLICY_PAUSE_THRESHOLD": str(settings.policy_pause_threshold),
-    }
-    return CliRunner().invoke(app, list(args), env={**base, **env})
+def cli(settings: Settings, *args: str, **env: str) -> Result:
+    return run_cli(
+        settings,
+        *args,
+        **{
+            "DIGEST_SMTP_PORT": str(settings.smtp_port),
+            "DIGEST_SMTP_CONNECTIONS": str(settings.smtp_connections),
+            "DIGEST_MIN_STORIES": str(settings.min_stories),
+            "DIGEST_DKIM_DOMAIN": settings.dkim_domain,
+            "DIGEST_DKIM_SELECTOR": settings.dkim_selector,
+            "DIGEST_DKIM_PRIVATE_KEY": str(settings.dkim_private_key or ""),
+            "DIGEST_POLICY_PAUSE_THRESHOLD": str(settings.policy_pause_threshold),
+            **env,
+        },
+    )
 
 
 # --- 1. the pre-send check ----------------------------------------------------------------------

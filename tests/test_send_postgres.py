@@ -3,25 +3,21 @@ FOR UPDATE SKIP LOCKED, so the work is shared and nobody gets the issue twice.""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from sqlmodel import select
+from support_send import RecipientLog, add_send, smtp_server
 
 from digest.db import make_engine, session_scope
-from digest.models import Delivery, DeliveryStatus, Issue, IssueStatus, Subscriber
+from digest.models import Delivery, DeliveryStatus
 from digest.settings import Settings
 
 PG_URL = os.environ.get("DIGEST_TEST_DATABASE_URL", "")
@@ -33,35 +29,12 @@ RECIPIENTS = 600
 NOW = datetime(2017, 3, 17, 8, 0, tzinfo=UTC)
 
 
-class SlowLog:
-    """Accepts every message after a short pause, so both senders overlap in time."""
-
-    def __init__(self) -> None:
-        self.received: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        await asyncio.sleep(0.005)
-        with self.lock:
-            self.received.update(envelope.rcpt_tos)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[SlowLog, int]]:
-    log, port = SlowLog(), free_port()
-    controller = Controller(log, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+def server() -> Iterator[tuple[RecipientLog, int]]:
+    # Every message is accepted after a short pause, so both senders overlap in time.
+    log = RecipientLog(delay=0.005)
+    with smtp_server(log) as port:
         yield log, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -81,27 +54,19 @@ def pg_url() -> Iterator[str]:
 
 
 def test_two_senders_share_the_work_and_nobody_gets_it_twice(
-    server: tuple[SlowLog, int], pg_url: str, tmp_path: Path
+    server: tuple[RecipientLog, int], pg_url: str, tmp_path: Path
 ) -> None:
     log, port = server
     settings = Settings(data_dir=tmp_path / "data", database_url=pg_url)
     engine = make_engine(settings)
     with session_scope(engine) as session:
-        session.add_all(
-            Subscriber(
-                email=f"r{i:04d}@example.org", name=f"R {i}", status="confirmed", confirmed_at=NOW
-            )
-            for i in range(RECIPIENTS)
-        )
-        session.add(
-            Issue(
-                newsletter=settings.newsletter_id,
-                week="2017-W11",
-                subject="The week",
-                html='<p>%%NAME%%</p>\n<a href="%%UNSUBSCRIBE_URL%%">u</a>\n',
-                text="%%NAME%%\n%%UNSUBSCRIBE_URL%%\n",
-                status=IssueStatus.APPROVED,
-            )
+        add_send(
+            session,
+            newsletter=settings.newsletter_id,
+            recipients=RECIPIENTS,
+            html='<p>%%NAME%%</p>\n<a href="%%UNSUBSCRIBE_URL%%">u</a>\n',
+            text="%%NAME%%\n%%UNSUBSCRIBE_URL%%\n",
+            confirmed_at=NOW,
         )
     env = dict(
         os.environ,

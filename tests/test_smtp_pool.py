@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,18 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
+from support_send import free_port, self_signed, smtp_server
 
 from digest.errors import RelayUnavailable, SendError
 from digest.send.message import MessageTemplate, Recipient
 from digest.send.smtp import SmtpPool, Throttled, is_wire_clean
 from digest.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -75,13 +68,8 @@ class Scripted:
 @pytest.fixture
 def server() -> Iterator[tuple[Scripted, int]]:
     handler = Scripted()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def pool_settings(port: int, **over: object) -> Settings:
@@ -294,46 +282,6 @@ def test_a_refused_sender_stops_the_send(server: tuple[Scripted, int]) -> None:
 # --- TLS and AUTH --------------------------------------------------------------------------------
 
 
-def self_signed(tmp_path: Any) -> tuple[str, str]:
-    """A certificate for 127.0.0.1 and its key, written as PEM files."""
-    import ipaddress
-    from datetime import timedelta
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 class Recorder(Scripted):
     """Also remembers whether each accepted message came over TLS and after AUTH."""
 
@@ -356,21 +304,15 @@ def tls_server(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     import ssl
 
     cert, key = self_signed(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client trusts our test certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts our test certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     handler = Recorder()
     handler.sessions = []
-    port = free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, tls_context=context,
-        authenticator=check_login, auth_require_tls=True,
-    )  # fmt: skip
-    controller.start()
-    try:
+    with smtp_server(
+        handler, tls_context=context, authenticator=check_login, auth_require_tls=True
+    ) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def test_starttls_and_auth_are_used_when_configured(tls_server: tuple[Recorder, int]) -> None:

@@ -8,9 +8,6 @@ warnings are errors here.)
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,10 +15,10 @@ from email import message_from_bytes, policy
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from webserver import serving
 
 from digest.models import Issue, IssueStatus
 from digest.models import TestSend as SentTest  # a "Test*" name would be collected
@@ -62,12 +59,6 @@ def web_settings(settings: Settings, smtp_sink: object) -> Settings:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def serve(settings: Settings, *, engine: Engine) -> Iterator[str]:
     """Run the real app under uvicorn in a thread; yield its base URL, stop it afterwards.
 
@@ -76,21 +67,8 @@ def serve(settings: Settings, *, engine: Engine) -> Iterator[str]:
     """
     app = create_app(settings)
     app.state.engine = engine
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(app) as base:
+        yield base
 
 
 @pytest.fixture

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from conftest import free_port
 from fastapi import FastAPI
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields the base URL (``http://127.0.0.1:PORT``)."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
     )
