@@ -7,7 +7,7 @@ refused with one line.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,6 +17,9 @@ from digest.cli.common import console, now, print_json, settings
 from digest.models import EditKind
 
 ISSUE_HELP = "Issue id or week, e.g. 2017-W11 (default: the latest)."
+IssueArg = Annotated[str, typer.Argument(help=ISSUE_HELP)]
+IssueOpt = Annotated[str | None, typer.Option("--issue", help=ISSUE_HELP)]
+ItemArg = Annotated[int, typer.Argument(help="Item number, as `digest issue show` lists it.")]
 
 
 def _edit(
@@ -49,7 +52,7 @@ def _edit(
 
 @issue_app.command("pin")
 def pin(
-    issue: str = typer.Argument(..., help=ISSUE_HELP),
+    issue: IssueArg,
     article_id: int = typer.Argument(..., help="Id of the article to keep in the issue."),
 ) -> None:
     """Always include an article (shown through that very article), even on rebuilds.
@@ -61,7 +64,7 @@ def pin(
 
 @issue_app.command("drop")
 def drop(
-    issue: str = typer.Argument(..., help=ISSUE_HELP),
+    issue: IssueArg,
     article_id: int = typer.Argument(..., help="Id of an article of the story to leave out."),
 ) -> None:
     """Leave a story out (the article's whole story), even on rebuilds; the next best fills in.
@@ -73,7 +76,7 @@ def drop(
 
 @issue_app.command("boost")
 def boost(
-    issue: str = typer.Argument(..., help=ISSUE_HELP),
+    issue: IssueArg,
     article_id: int = typer.Argument(..., help="Id of the article whose story to boost."),
     amount: float = typer.Argument(..., help="Added to the story's score (0 removes the boost)."),
 ) -> None:
@@ -87,9 +90,9 @@ def boost(
 
 @issue_app.command("move")
 def move(
-    item: int = typer.Argument(..., help="Item number, as `digest issue show` lists it."),
+    item: ItemArg,
     to: int = typer.Option(..., "--to", min=1, help="New position (1 = first)."),
-    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+    issue: IssueOpt = None,
 ) -> None:
     """Move an item to another position.
 
@@ -100,9 +103,9 @@ def move(
 
 @issue_app.command("blurb")
 def blurb(
-    item: int = typer.Argument(..., help="Item number, as `digest issue show` lists it."),
+    item: ItemArg,
     text: str = typer.Argument(..., help="The new blurb."),
-    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+    issue: IssueOpt = None,
 ) -> None:
     """Replace an item's blurb with your own words.
 
@@ -114,7 +117,7 @@ def blurb(
 @issue_app.command("subject")
 def subject(
     text: str = typer.Argument(..., help="The new subject line (about 70 characters show)."),
-    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+    issue: IssueOpt = None,
 ) -> None:
     """Replace the generated subject line.
 
@@ -126,7 +129,7 @@ def subject(
 @issue_app.command("preheader")
 def preheader(
     text: str = typer.Argument(..., help="The new preheader (about 110 characters show)."),
-    issue: str = typer.Option(None, "--issue", help=ISSUE_HELP),
+    issue: IssueOpt = None,
 ) -> None:
     """Replace the generated preheader (the grey line after the subject in the inbox).
 
@@ -162,14 +165,19 @@ def _parts(parts: dict[str, float]) -> str:
     return " \u00b7 ".join(f"{name} {value:.2f}" for name, value in parts.items() if value)
 
 
+def _one_line(table: Table, *, column: int) -> None:
+    """Cut ``column`` (the titles) to one line of at most 40 characters, ending in an ellipsis."""
+    table.columns[column].overflow = "ellipsis"
+    table.columns[column].no_wrap = True
+    table.columns[column].max_width = 40
+
+
 def _print_explanation(data: dict[str, Any]) -> None:
     console.print(
         f"[bold]{data['subject']}[/bold]  ({data['week']}, {data['status']})", highlight=False
     )
     table = Table("#", "article", "title", "source", "score", "why (score parts)")
-    table.columns[2].overflow = "ellipsis"
-    table.columns[2].no_wrap = True
-    table.columns[2].max_width = 40
+    _one_line(table, column=2)
     for item in data["items"]:
         why = _parts(item["score_parts"])
         flags = [*item["editor"], *(["undated: first seen"] if item["undated"] else [])]
@@ -183,9 +191,7 @@ def _print_explanation(data: dict[str, Any]) -> None:
     if data["left_out"]:
         console.print("\n[bold]Best stories left out[/bold]")
         out = Table("article", "title", "source", "score", "why")
-        out.columns[1].overflow = "ellipsis"
-        out.columns[1].no_wrap = True
-        out.columns[1].max_width = 40
+        _one_line(out, column=1)
         for row in data["left_out"]:
             out.add_row(
                 str(row["article_id"]), row["title"], row["source"], f"{row['score']:.3f}",
