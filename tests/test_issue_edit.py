@@ -351,6 +351,7 @@ def test_the_cli_boosts_a_story(draft) -> None:  # type: ignore[no-untyped-def]
     settings, ids = draft
     env = {"DIGEST_DATA_DIR": str(settings.data_dir), "DIGEST_DATABASE_URL": settings.db_url,
            "DIGEST_ITEMS_PER_ISSUE": "4", "DIGEST_MAX_OUTLET_SHARE": "1.0"}  # fmt: skip
-    result = runner.invoke(app, ["issue", "boost", WEEK, str(ids["Choir wins regional contest"]), "5"], env=env)
+    choir = str(ids["Choir wins regional contest"])
+    result = runner.invoke(app, ["issue", "boost", WEEK, choir, "5"], env=env)
     assert result.exit_code == 0, result.output
     assert _titles(settings)[0] == "Choir wins regional contest"

@@ -28,8 +28,8 @@ from digest.models import Article, Source
 from digest.settings import Settings
 from digest.store import articles as article_store
 from digest.store import sources as source_store
-from digest.store.boilerplate import load_memory, save_memory
 from digest.store.articles import ArticleData, UpsertOutcome, upsert_article
+from digest.store.boilerplate import load_memory, save_memory
 
 __all__ = [
     "ALL_SUFFIXES", "IngestReport", "Item", "default_source", "expand", "ingest_sources",

@@ -8,11 +8,7 @@ Create Date: 2026-11-25 18:26:20.025936
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel.sql.sqltypes
 from alembic import op
-
-import digest.models
-
 
 revision = '0004'
 down_revision = '0003'
