@@ -17,12 +17,10 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from conftest import free_port
 from sqlmodel import Session
-from typer.testing import Result
 
 from digest.models import Issue, IssueStatus, Subscriber, SubscriberStatus
-from digest.settings import Settings
 
-__all__ = ["RecipientLog", "add_send", "free_port", "run_cli", "self_signed", "smtp_server"]
+__all__ = ["RecipientLog", "add_send", "free_port", "self_signed", "smtp_server"]
 
 
 @contextmanager
@@ -127,19 +125,3 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     )
     return cert_path, key_path
 
-
-def run_cli(settings: Settings, *args: str, **env: str) -> Result:
-    """``digest <args>`` in process, configured through the environment like ``settings`` (its
-    data folder, database, base URL, From address and secret); ``env`` adds or overrides."""
-    from typer.testing import CliRunner
-
-    from digest.cli import app  # the whole CLI loads only for the tests that run it
-
-    base = {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.database_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_FROM_EMAIL": settings.from_email,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
-    return CliRunner().invoke(app, list(args), env={**base, **env})

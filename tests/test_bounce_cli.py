@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
+from support_cli import env_for
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -16,15 +17,6 @@ from digest.models import Bounce
 from digest.settings import Settings
 
 runner = CliRunner()
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    return {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.db_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
 
 
 def bounce_file(folder: Path, name: str, recipient: str, status: str, text: str) -> Path:

@@ -8,21 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from support_cli import env_for
 from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.settings import Settings
 
 runner = CliRunner()
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    return {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.db_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
 
 
 def commands_of(group: object) -> list[str]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import select
+from support_cli import env_for as cli_env
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -56,15 +57,9 @@ def page(text: str, *, lang: str = "en") -> bytes:
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.db_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-        "DIGEST_FETCH_TIMEOUT": "1",
-        "DIGEST_MAX_PAGE_BYTES": "200000",
-        **extra,
-    }
+    return cli_env(
+        settings, **{"DIGEST_FETCH_TIMEOUT": "1", "DIGEST_MAX_PAGE_BYTES": "200000", **extra}
+    )
 
 
 def cli(settings: Settings, *args: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ import dkim
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
-from support_send import run_cli
+from support_cli import run_cli
 
 from digest import models
 from digest.db import session_scope

@@ -28,7 +28,8 @@ from conftest import SmtpSink
 from scheduler_support import add_subscribers, add_week_of_articles
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support_send import run_cli, smtp_server
+from support_cli import run_cli
+from support_send import smtp_server
 from typer.testing import Result
 
 from digest.db import session_scope

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support_cli import env_for
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -28,15 +29,6 @@ def feed(*items: tuple[str, str, str]) -> bytes:
         '<?xml version="1.0"?><rss version="2.0"><channel><title>Harbour Times</title>'
         f"<link>https://harbour.example.org/</link>{body}</channel></rss>"
     ).encode()
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    return {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.db_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
 
 
 def cli(settings: Settings, *args: str) -> tuple[int, str, BaseException | None]:

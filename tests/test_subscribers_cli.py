@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from support_cli import env_for
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -27,14 +28,11 @@ runner = CliRunner()
 
 @pytest.fixture
 def env(settings: Settings, engine: Engine, smtp_sink: Any) -> dict[str, str]:
-    return {
-        "DIGEST_DATA_DIR": str(settings.data_dir),
-        "DIGEST_DATABASE_URL": settings.db_url,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_SECRET_KEY": settings.secret_key.get_secret_value(),
-        "DIGEST_SMTP_PORT": str(smtp_sink.port),
-        "DIGEST_TRANSACTIONAL_FROM_EMAIL": "confirm@news.example.org",
-    }
+    return env_for(
+        settings,
+        DIGEST_SMTP_PORT=str(smtp_sink.port),
+        DIGEST_TRANSACTIONAL_FROM_EMAIL="confirm@news.example.org",
+    )
 
 
 def digest(env: dict[str, str], *args: str, input: str | None = None) -> Any:
