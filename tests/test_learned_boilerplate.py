@@ -50,7 +50,9 @@ def test_an_appeal_repeated_under_every_article_is_learned_and_dropped(
     assert len(bodies) == len(STORIES)
     first, last = bodies[STORIES[0][0]], bodies[STORIES[-1][0]]
     assert "Harbour Trust since 1921" in first, "the page-by-page cleaner alone kept the appeal"
-    assert "Harbour Trust since 1921" not in last, "the appeal seen under three earlier articles was kept"
+    assert "Harbour Trust since 1921" not in last, (
+        "the appeal seen under three earlier articles was kept"
+    )
     assert "fish market was the talk of the harbour" in last
 
 
