@@ -1,8 +1,9 @@
 """The shipped line classifiers (body lines, headline): boosted trees stored as plain numbers.
 
 The model file (``digest/ingest/models/lines.json.gz``, gzip-compressed JSON) holds only
-feature names, thresholds, node links and leaf values: no text from the pages it was trained on. It is produced by
-``python -m bench.train_cleaner`` (scikit-learn is needed there, never at run time).
+feature names, thresholds, node links and leaf values: no text from the pages it was trained on.
+It is produced by ``python -m bench.train_cleaner`` (scikit-learn is needed there, never at run
+time).
 """
 
 from __future__ import annotations
