@@ -138,8 +138,14 @@ class Process:
         return any(text in line for line in list(self.lines))
 
     def terminate(self) -> int:
+        """SIGTERM, then the exit status; a process still running after 60 s fails the test
+        with its log, so a hang says where it hung."""
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=60)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.close()
+            pytest.fail("no exit 60 s after SIGTERM; its log:\n" + "".join(self.lines))
         self.close()
         return code
 
