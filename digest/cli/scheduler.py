@@ -38,7 +38,8 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # APScheduler logs every submission at INFO; our own listener logs each run's outcome.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "alembic"):  # their INFO lines are not the operator's news
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     raise typer.Exit(run_scheduler(settings(), poll=poll, lease=lease))
 
 
