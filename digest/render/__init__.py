@@ -33,7 +33,12 @@ from digest.render.context import (
     plain_text,
 )
 from digest.render.mjml import MjmlCompileError, compile_mjml
-from digest.render.personalise import Personaliser, recipient_values
+from digest.render.personalise import (
+    Personaliser,
+    example_values,
+    fill_examples,
+    recipient_values,
+)
 from digest.render.text import LinkList, tidy, wrap
 from digest.settings import Settings
 
@@ -49,6 +54,8 @@ __all__ = [
     "Personaliser",
     "Rendered",
     "recipient_values",
+    "example_values",
+    "fill_examples",
     "render_digest",
     "render_transactional",
 ]

@@ -54,3 +54,17 @@ def recipient_values(
         PREFERENCES_URL: preferences_url,
         NAME: " ".join(name.split()) or ANONYMOUS_NAME,
     }
+
+
+def example_values(*, base_url: str) -> dict[str, str]:
+    """Stand-ins for the per-recipient placeholders in previews and the public archive."""
+    return {
+        UNSUBSCRIBE_URL: f"{base_url}/u/preview",
+        PREFERENCES_URL: f"{base_url}/p/preview",
+        NAME: "there",
+    }
+
+
+def fill_examples(part: str, *, base_url: str, html_part: bool) -> str:
+    """One part of an issue with the example values filled in (HTML-escaped in HTML)."""
+    return Personaliser(part, html=html_part).fill(example_values(base_url=base_url))

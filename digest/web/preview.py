@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from digest.db import make_engine, session_scope
 from digest.errors import DigestError, InputError
 from digest.models import Issue, IssueStatus, TestSend
-from digest.render import NAME, PREFERENCES_URL, UNSUBSCRIBE_URL, Personaliser
+from digest.render import PREFERENCES_URL, UNSUBSCRIBE_URL, example_values, fill_examples
 from digest.settings import Settings
 from digest.store import issues as issue_store
 from digest.web.auth import (
@@ -55,17 +55,8 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
-def example_values(settings: Settings) -> dict[str, str]:
-    """Stand-ins for the per-recipient placeholders in previews and the public archive."""
-    return {
-        UNSUBSCRIBE_URL: f"{settings.base_url}/u/preview",
-        PREFERENCES_URL: f"{settings.base_url}/p/preview",
-        NAME: "there",
-    }
-
-
 def filled(part: str, *, settings: Settings, html_part: bool) -> str:
-    return Personaliser(part, html=html_part).fill(example_values(settings))
+    return fill_examples(part, base_url=settings.base_url, html_part=html_part)
 
 
 def frame_html(issue: Issue, *, settings: Settings, dark: bool) -> str:
@@ -223,7 +214,7 @@ async def send_test(
     except EmailNotValidError as exc:
         raise InputError(f"test address {to!r} is not usable: {exc}") from None
     assert issue.id is not None
-    examples = example_values(settings)
+    examples = example_values(base_url=settings.base_url)
     template = MessageTemplate.build(
         subject=f"[Test] {issue.subject}", html=issue.html, text=issue.text, settings=settings,
         campaign=f"{issue.week}-test",
