@@ -21,7 +21,6 @@ import re
 import secrets
 import time
 from base64 import b64encode
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -400,8 +399,3 @@ def split_headers(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
             name, _, value = line.partition(b":")
             fields.append((name, value))
     return fields, body
-
-
-def iter_lines(message: bytes) -> Iterable[bytes]:
-    """Lines of ``message`` without their CRLF (tests use this to check line lengths)."""
-    return message.split(b"\r\n")

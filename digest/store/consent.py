@@ -95,16 +95,6 @@ def events_for_subscriber(session: Session, *, subscriber_id: int) -> list[Conse
     )
 
 
-def events_for_hash(session: Session, *, email_hash: str) -> list[ConsentEvent]:
-    return list(
-        session.exec(
-            select(ConsentEvent)
-            .where(ConsentEvent.email_hash == email_hash)
-            .order_by(col(ConsentEvent.id))
-        ).all()
-    )
-
-
 def iter_event_rows(session: Session, *, batch: int = 2000) -> Iterator[sa.RowMapping]:
     """Every event as a plain row mapping, in chain order, fetched in batches by id.
 

@@ -294,19 +294,6 @@ def failures(session: Session, *, issue_id: int, limit: int = 50) -> list[Delive
     )
 
 
-def queued_rows(
-    session: Session, *, issue_id: int, max_attempts: int, now: datetime
-) -> list[Delivery]:
-    """Rows a send would take now (for --dry-run)."""
-    return list(
-        session.exec(
-            select(Delivery)
-            .where(col(Delivery.issue_id) == issue_id, _due(now=now, max_attempts=max_attempts))
-            .order_by(col(Delivery.id))
-        ).all()
-    )
-
-
 def states_by_subscriber(session: Session, *, issue_id: int) -> dict[int, str]:
     """subscriber id → this issue's delivery state (for --dry-run)."""
     rows = session.execute(

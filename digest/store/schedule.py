@@ -157,10 +157,6 @@ def pending_before(
     )
 
 
-def pending_cutoff(now: datetime, *, days: int = 30) -> datetime:
-    return now - timedelta(days=days)
-
-
 def _get(session: Session, *, newsletter: str, ref: str | int) -> Issue:
     from digest.store.issues import get_issue
 
