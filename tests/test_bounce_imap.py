@@ -104,3 +104,50 @@ def test_a_certificate_it_does_not_trust_is_refused(imap: Imap, settings: Settin
 
     with pytest.raises(SourceError, match="127.0.0.1"), ImapMailbox(cfg):
         pass
+
+
+def test_an_emailed_unsubscribe_request_is_applied_and_moved_once(
+    imap: Imap, settings: Settings, engine: Engine, session: Session
+) -> None:
+    import ssl
+
+    from imap_tools import MailBoxStartTls
+
+    from digest.db import session_scope
+    from digest.models import Subscriber, SubscriberStatus
+    from digest.subscribers import service, tokens
+
+    cfg = Settings(**{**settings.model_dump(), "imap_host": "127.0.0.1", "imap_port": imap.port,
+                      "imap_tls": "starttls", "imap_user": "demouser",
+                      "imap_password": "demopass"})  # fmt: skip
+    now = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+    with session_scope(engine) as s:
+        sid = service.add_confirmed(s, settings=cfg, email="ann@example.net", evidence="fixture",
+                                    source="import", now=now).id  # fmt: skip
+    assert sid is not None
+    token = tokens.unsubscribe_token(settings=cfg, subscriber_id=sid, newsletter="friday")
+    request = (
+        f"From: ann@example.net\r\nTo: unsubscribe@news.example.org\r\n"
+        f"Message-ID: <u1@example.net>\r\nSubject: unsubscribe-{token}\r\n\r\nunsubscribe\r\n"
+    ).encode()
+    context = ssl.create_default_context(cafile=str(imap.cert))
+    actions = []
+    for _ in range(2):  # the same request again (a client retrying) changes nothing more
+        with MailBoxStartTls("127.0.0.1", port=imap.port, ssl_context=context) as box:
+            box.login("demouser", "demopass")
+            box.append(request, "INBOX")
+            box.append(bounce(3), "INBOX")
+        with ImapMailbox(cfg, ssl_context=context) as mailbox:
+            report = poll_mailbox(settings=cfg, engine=engine, mailbox=mailbox,
+                                  clock=lambda: now)  # fmt: skip
+        actions += [u.action for u in report.unsubscribes]
+        assert report.messages == 2 and len(report.outcomes) == 1
+
+    assert actions == ["unsubscribed", "already unsubscribed"]
+    found = session.get(Subscriber, sid)
+    assert found is not None and found.status == SubscriberStatus.UNSUBSCRIBED
+    with MailBoxStartTls("127.0.0.1", port=imap.port, ssl_context=context) as box:
+        box.login("demouser", "demopass", initial_folder="INBOX")
+        assert list(box.fetch()) == []
+        box.folder.set("Processed")
+        assert sorted(m.subject for m in box.fetch()).count(f"unsubscribe-{token}") == 2

@@ -9,26 +9,29 @@ evidence, and a suppression where the reader's address is the problem.
   pause the issue's send once ``policy_pause_threshold`` recipients were refused;
 - unknown → recorded, nothing else.
 
-Status changes and suppressions go through ``digest.subscribers.consent`` only.
+Unsubscribe requests sent to the List-Unsubscribe mailto address share the mailbox; ``process``
+hands them to ``digest.bounces.mailto``. The decisions live in ``digest.bounces.decide``; status
+changes and suppressions go through ``digest.subscribers.consent`` only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from digest.bounces import mailto
 from digest.bounces.classify import Verdict, explain
+from digest.bounces.decide import act
 from digest.bounces.parse import BounceRecord, parse_report
 from digest.bounces.sources import ImapMailbox, Incoming, Mailbox, drain, message_id_of
 from digest.bounces.verp import delivery_id_from_token
-from digest.models import Bounce, BounceKind, Delivery, Subscriber, SubscriberStatus
+from digest.models import Bounce, BounceKind, Delivery, Subscriber
 from digest.settings import Settings
 from digest.store import bounces as store
 from digest.subscribers import consent
@@ -69,6 +72,16 @@ class ProcessReport:
     outcomes: list[Outcome] = field(default_factory=list)
     not_bounces: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    unsubscribes: list[mailto.UnsubscribeOutcome] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: messages read, bounced recipients and emailed unsubscribe requests."""
+        line = f"{self.messages} message(s) read, {len(self.outcomes)} bounced recipient(s)"
+        if self.unsubscribes:
+            refused = sum(u.refused for u in self.unsubscribes)
+            line += f", {len(self.unsubscribes)} unsubscribe request(s)"
+            line += f" ({refused} refused)" if refused else ""
+        return line
 
 
 def plan(record: BounceRecord) -> Outcome:
@@ -90,14 +103,26 @@ def process(
 ) -> ProcessReport:
     """Parse, classify and (unless ``dry_run``) apply every message; one transaction each.
 
-    ``engine`` is required unless ``dry_run``. A message that holds no bounce is listed in
-    ``not_bounces`` and changes nothing.
+    ``engine`` is required unless ``dry_run``. A message to the unsubscribe address goes to
+    ``mailto`` (``unsubscribes``); one that holds no bounce is listed in ``not_bounces`` and
+    changes nothing.
     """
     from digest.db import session_scope
 
     report = ProcessReport()
     for message in messages:
         report.messages += 1
+        request = mailto.request_of(message.raw, source=message.source, settings=settings)
+        if request is not None:
+            if dry_run:
+                report.unsubscribes.append(mailto.plan(request, settings=settings))
+                continue
+            if engine is None:
+                raise TypeError("process() needs an engine unless dry_run is set")
+            with session_scope(engine) as session:
+                done = mailto.apply_request(session, request, settings=settings, now=now)
+            report.unsubscribes.append(done)
+            continue
         records = parse_report(message.raw, source=message.source, verp_domain=settings.verp_domain)
         if not records:
             report.not_bounces.append(message.source)
@@ -138,6 +163,7 @@ def poll_mailbox(
         report.messages += one.messages
         report.outcomes += one.outcomes
         report.not_bounces += one.not_bounces
+        report.unsubscribes += one.unsubscribes
         report.alerts += [a for a in one.alerts if a not in report.alerts]
 
     if mailbox is not None:
@@ -174,7 +200,7 @@ def apply(
     if store.already_recorded(session, source=key, email=email):
         return _outcome(record, verdict, action="already recorded", delivery=delivery)
     subscriber = _subscriber_for(session, delivery, email)
-    action = _act(session, record, verdict, subscriber=subscriber, email=email,
+    action = act(session, record, verdict, subscriber=subscriber, email=email,
                   delivery=delivery, settings=settings, now=now)  # fmt: skip
     store.add_bounce(
         session,
@@ -248,108 +274,6 @@ def pause_reason(
         f"{settings.policy_pause_threshold}): receivers are rejecting the sender. Check SPF, "
         "DKIM, DMARC and blocklists (digest dns-records, digest bounces list --kind policy) "
         "before resuming"
-    )
-
-
-# --- the decisions ------------------------------------------------------------------------
-
-
-def _act(
-    session: Session,
-    record: BounceRecord,
-    verdict: Verdict,
-    *,
-    subscriber: Subscriber | None,
-    email: str,
-    delivery: Delivery | None,
-    settings: Settings,
-    now: datetime,
-) -> str:
-    evidence = _evidence(record, verdict, delivery)
-    kind = verdict.kind
-    if kind is BounceKind.HARD:
-        consent.suppress(session, email=email, scope=consent.GLOBAL, reason="hard_bounce", now=now)
-        _move(session, subscriber, SubscriberStatus.BOUNCED, "bounce_hard", evidence,
-              settings=settings, now=now)  # fmt: skip
-        return "suppressed" if subscriber else "suppressed (no subscriber)"
-    if kind is BounceKind.COMPLAINT:
-        consent.suppress(session, email=email, scope=consent.GLOBAL, reason="complaint", now=now)
-        _move(session, subscriber, SubscriberStatus.COMPLAINED, "complaint", evidence,
-              settings=settings, now=now)  # fmt: skip
-        return "suppressed from all lists"
-    if kind is BounceKind.SOFT:
-        if record.dsn_action == "delayed":
-            _note(session, subscriber, "bounce_delayed", evidence, settings=settings, now=now)
-            return "noted"
-        since = now - timedelta(days=settings.soft_bounce_window_days)
-        # This report is not stored yet: count it on top of the earlier ones.
-        seen = store.soft_bounce_issues(session, email=email, since=since)
-        count = len(seen | {f"issue:{delivery.issue_id}" if delivery else "this"})
-        limit = settings.soft_bounce_limit
-        if count >= limit:
-            consent.suppress(session, email=email, scope=consent.GLOBAL,
-                             reason="soft_bounce_limit", now=now)  # fmt: skip
-            _move(session, subscriber, SubscriberStatus.BOUNCED, "bounce_soft_limit", evidence,
-                  settings=settings, now=now)  # fmt: skip
-            return f"suppressed after {count} soft"
-        _note(session, subscriber, "bounce_soft", evidence, settings=settings, now=now)
-        return f"counted {count}/{limit}"
-    if kind is BounceKind.POLICY:
-        _note(session, subscriber, "bounce_policy", evidence, settings=settings, now=now)
-        return "not suppressed (policy)"
-    return "none"
-
-
-def _move(
-    session: Session,
-    subscriber: Subscriber | None,
-    to: SubscriberStatus,
-    action: str,
-    evidence: str,
-    *,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    """Change the status when the state machine allows it; otherwise (already bounced,
-    complained) only append the evidence."""
-    if subscriber is None:
-        return
-    current = SubscriberStatus(subscriber.status)
-    source = "complaint" if to is SubscriberStatus.COMPLAINED else "bounce"
-    if consent.allowed(current, to) and current is not to:
-        consent.transition(session, subscriber, to, source=source, now=now, evidence=evidence,
-                           list_id=settings.newsletter_id)  # fmt: skip
-    else:
-        _note(session, subscriber, action, evidence, settings=settings, now=now)
-
-
-def _note(
-    session: Session,
-    subscriber: Subscriber | None,
-    action: str,
-    evidence: str,
-    *,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    if subscriber is not None:
-        consent.record(session, subscriber, action=action, source="bounce", now=now,
-                       evidence=evidence, list_id=settings.newsletter_id)  # fmt: skip
-
-
-def _evidence(record: BounceRecord, verdict: Verdict, delivery: Delivery | None) -> str:
-    return json.dumps(
-        {
-            "kind": verdict.kind.value,
-            "rule": verdict.rule,
-            "status": record.status,
-            "diagnostic": record.diagnostic[:500],
-            "report": record.report,
-            "remote_mta": record.remote_mta,
-            "delivery_id": delivery.id if delivery else None,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
     )
 
 

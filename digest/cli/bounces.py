@@ -33,6 +33,8 @@ def process_cmd(
 ) -> None:
     """Read bounce and complaint mail, classify each bounced recipient and act on it: hard →
     suppress now, soft → count, complaint → suppress everywhere, policy → alert, never suppress.
+    Mail to the List-Unsubscribe address (unsubscribe@ the From domain, subject
+    unsubscribe-TOKEN) unsubscribes the person its token names, like the one-click link.
 
     Examples: digest bounces process ./bounces/ --dry-run --json;
     digest bounces process --imap (handled mail moves to the Processed folder)
@@ -56,19 +58,23 @@ def process_cmd(
             engine.dispose()
     for alert in report.alerts:
         err_console.print(f"[bold red]ALERT[/]: {alert}", highlight=False)
+    for request in report.unsubscribes:
+        if request.refused:
+            err_console.print(request.detail, highlight=False, markup=False, soft_wrap=True)
     if as_json:
-        print_json([{k: o.as_dict()[k] for k in JSON_FIELDS} for o in report.outcomes])
+        rows = [o.as_dict() for o in report.outcomes] + [u.as_dict() for u in report.unsubscribes]
+        print_json([{k: row[k] for k in JSON_FIELDS} for row in rows])
         return
     table = Table("source", "recipient", "kind", "status", "action", "why")
     for o in report.outcomes:
         table.add_row(o.source, o.recipient, o.kind, o.status or "", o.action, o.rule)
+    for u in report.unsubscribes:
+        who = u.recipient or (f"subscriber {u.subscriber_id}" if u.subscriber_id else "")
+        table.add_row(u.source, who, "unsubscribe", "", u.action, "mailto List-Unsubscribe")
     console.print(table)
     skipped = f"; {len(report.not_bounces)} held no bounce" if report.not_bounces else ""
     mode = " (dry run: nothing changed)" if dry_run else ""
-    console.print(
-        f"{report.messages} messages, {len(report.outcomes)} bounced recipients{skipped}{mode}",
-        highlight=False,
-    )
+    console.print(f"{report.summary()}{skipped}{mode}", highlight=False, soft_wrap=True)
 
 
 @bounces_app.command("list")
