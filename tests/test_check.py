@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from digest.check import Check, check_issue, check_message
+from digest.check import check_issue
+from digest.check_message import Check, check_message
 from digest.models import Issue
 from digest.render import render_digest
 from digest.render.sample import sample_content

@@ -8,7 +8,7 @@ from pathlib import Path
 import dkim
 from typer.testing import CliRunner
 
-from digest.check import DnsRecord, dns_records
+from digest.check_dns import DnsRecord, dns_records
 from digest.cli import app
 from digest.send.dkim import DkimSigner, generate_key, key_file, make_default
 from digest.settings import Settings

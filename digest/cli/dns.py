@@ -15,7 +15,7 @@ def dns_records_cmd(as_json: bool = typer.Option(False, "--json", help="Print JS
 
     Example: digest dns-records >> zone.txt
     """
-    from digest.check import dns_records
+    from digest.check_dns import dns_records
 
     records = dns_records(settings())
     if as_json:
