@@ -284,7 +284,7 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "deliveries"
     __table_args__ = (
         sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),
-        sa.Index("ix_delivery_claim", "issue_id", "status"),
+        sa.Index("ix_delivery_claim", "issue_id", "status", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

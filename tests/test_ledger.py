@@ -319,7 +319,7 @@ def test_the_batched_eligibility_agrees_with_may_receive(
             session.add(p)
     with session_scope(engine) as session:
         subs = session.exec(select(Subscriber)).all()
-        ok = ledger.eligible_subscribers(
+        ok = ledger.eligible_names(
             session, subscriber_ids=[s.id or 0 for s in subs], newsletter=settings.newsletter_id
         )
         verdicts = {

@@ -35,6 +35,7 @@ from digest.models import Delivery, DeliveryStatus, Subscriber
 from digest.send.message import Recipient
 from digest.settings import Settings
 from digest.store import deliveries as ledger
+from digest.subscribers.tokens import preferences_link, unsubscribe_link
 
 if TYPE_CHECKING:
     from digest.send.engine import Progress, SendPolicy, SendReport
@@ -151,8 +152,6 @@ class Rounds:
                     waiter.set_result(result)
 
     def _apply(self, outcomes: list[dict[str, Any]], wanted: int) -> list[Next]:
-        from digest.subscribers.service import preferences_url, unsubscribe_url
-
         now = self._clock()
         jobs: list[Next] = []
         settings = self._settings
@@ -172,14 +171,14 @@ class Rounds:
                 )
                 if not claimed:
                     break
-                ok = ledger.eligible_subscribers(
+                names = ledger.eligible_names(
                     session,
                     subscriber_ids=[row.subscriber_id for row in claimed],
                     newsletter=settings.newsletter_id,
                 )
                 for row in claimed:
-                    subscriber = ok.get(row.subscriber_id)
-                    if subscriber is None:
+                    name = names.get(row.subscriber_id)
+                    if name is None:
                         reason = self._why_not(session, row)
                         ledger.record(
                             session,
@@ -190,14 +189,7 @@ class Rounds:
                         if self._progress:
                             self._progress.advance("skipped")
                         continue
-                    jobs.append(
-                        Job(
-                            row,
-                            self._recipient(
-                                subscriber, row, settings, unsubscribe_url, preferences_url
-                            ),
-                        )
-                    )
+                    jobs.append(Job(row, self._recipient(row, name)))
             if len(jobs) < wanted:
                 due = ledger.next_retry_at(
                     session, issue_id=self._issue_id, max_attempts=self._policy.max_attempts
@@ -247,14 +239,8 @@ class Rounds:
         reason = may_receive(session, subscriber, newsletter=self._settings.newsletter_id)
         return reason or "no longer eligible (consent or suppression changed)"
 
-    def _recipient(
-        self,
-        subscriber: Subscriber,
-        row: ledger.Claimed,
-        settings: Settings,
-        unsubscribe_url: Callable[..., str],
-        preferences_url: Callable[..., str],
-    ) -> Recipient:
+    def _recipient(self, row: ledger.Claimed, name: str) -> Recipient:
+        settings = self._settings
         verp = None
         if settings.verp_domain:
             from digest.bounces.verp import verp_token
@@ -262,9 +248,9 @@ class Rounds:
             verp = verp_token(row.delivery_id, secret=self._secret)
         return Recipient(
             email=row.email,
-            name=subscriber.name or "",
-            unsubscribe_url=unsubscribe_url(settings=settings, subscriber=subscriber),
-            preferences_url=preferences_url(settings=settings, subscriber=subscriber),
+            name=name,
+            unsubscribe_url=unsubscribe_link(settings=settings, subscriber_id=row.subscriber_id),
+            preferences_url=preferences_link(settings=settings, subscriber_id=row.subscriber_id),
             delivery_id=row.delivery_id,
             verp_token=verp,
         )

@@ -112,19 +112,11 @@ class SendReport:
 
 
 def enqueue_recipients(engine: Engine, *, settings: Settings, issue_id: int, now: datetime) -> int:
-    """Add a ledger row for every confirmed, unsuppressed subscriber, page by page."""
-    from digest.subscribers.service import confirmed_recipients
-
-    added, after = 0, 0
-    while True:
-        with session_scope(engine) as session:
-            page = confirmed_recipients(
-                session, newsletter=settings.newsletter_id, after_id=after, limit=1000
-            )
-            if not page:
-                return added
-            added += ledger.enqueue(session, issue_id=issue_id, subscribers=page, now=now)
-            after = max(s.id or 0 for s in page)
+    """Add a ledger row for every confirmed, unsuppressed subscriber (one transaction)."""
+    with session_scope(engine) as session:
+        return ledger.enqueue_eligible(
+            session, issue_id=issue_id, newsletter=settings.newsletter_id, now=now
+        )
 
 
 # --- the loop ---------------------------------------------------------------------------------

@@ -18,44 +18,47 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select, update
 
 from digest.models import Delivery, DeliveryStatus, Subscriber
+from digest.store.subscribers import may_receive_clause
 
 S = DeliveryStatus
 TABLE: sa.Table = Delivery.__table__  # type: ignore[attr-defined]
 
 
-def enqueue(
-    session: Session, *, issue_id: int, subscribers: Sequence[Subscriber], now: datetime
-) -> int:
-    """Add a queued row for each subscriber that has none for this issue yet; return how many.
+def enqueue_eligible(session: Session, *, issue_id: int, newsletter: str, now: datetime) -> int:
+    """Add a queued row for every subscriber who may receive ``newsletter`` and has no row for
+    this issue yet; return how many were added.
 
-    An insert that ignores conflicts on the unique (issue, subscriber) pair, so that two
-    workers enqueueing at once, or a re-run, never create a second row.
+    One ``INSERT … SELECT`` with the consent clause of the recipient query, ignoring conflicts
+    on the unique (issue, subscriber) pair: two workers enqueueing at once, or a re-run, never
+    create a second row, and no subscriber passes through Python on the way.
     """
-    if not subscribers:
-        return 0
-    rows = [
-        {
-            "issue_id": issue_id,
-            "subscriber_id": s.id,
-            "email": s.email,
-            "status": S.QUEUED.value,
-            "attempts": 0,
-            "created_at": now,
-        }
-        for s in subscribers
-    ]
-    dialect = session.get_bind().dialect.name
+    picked = sa.select(
+        sa.literal(issue_id, sa.Integer),
+        col(Subscriber.id),
+        col(Subscriber.email),
+        sa.literal(S.QUEUED.value, sa.String),
+        sa.literal(0, sa.Integer),
+        sa.literal(now, TABLE.c.created_at.type),
+    ).where(may_receive_clause(newsletter=newsletter)).order_by(col(Subscriber.id))
+    columns = ["issue_id", "subscriber_id", "email", "status", "attempts", "created_at"]
     stmt: Any
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(Delivery).values(rows).on_conflict_do_nothing()
+        stmt = pg_insert(TABLE).from_select(columns, picked).on_conflict_do_nothing()
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(Delivery).values(rows).on_conflict_do_nothing()
-    # RETURNING counts what was inserted on every backend (rowcount is -1 on some drivers).
-    return len(session.execute(stmt.returning(col(Delivery.id))).all())
+        stmt = sqlite_insert(TABLE).from_select(columns, picked).on_conflict_do_nothing()
+    # Counted, not read from rowcount: drivers disagree on it for INSERT … SELECT.
+    before = _rows_for(session, issue_id)
+    session.execute(stmt)
+    return _rows_for(session, issue_id) - before
+
+
+def _rows_for(session: Session, issue_id: int) -> int:
+    query = sa.select(sa.func.count()).where(TABLE.c.issue_id == issue_id)
+    return int(session.execute(query).scalar_one())
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,32 +71,24 @@ class Claimed:
     attempts: int
 
 
-def _due(*, now: datetime, max_attempts: int) -> sa.ColumnElement[bool]:
-    """Rows ready to send: queued, or a temporary failure whose backoff has passed."""
-    return sa.or_(
-        col(Delivery.status) == S.QUEUED.value,
-        sa.and_(
-            col(Delivery.status) == S.FAILED_TEMPORARY.value,
-            col(Delivery.next_attempt_at).is_not(None),
-            col(Delivery.next_attempt_at) <= now,
-            col(Delivery.attempts) < max_attempts,
-        ),
-    )
-
-
 @functools.cache
-def _claim_statement(*, postgres: bool) -> sa.Update:
-    """The claim statement, built once: the send loop runs it every round."""
+def _claim_statement(*, postgres: bool, retries: bool) -> sa.Update:
+    """A claim statement, built once: the send loop runs it every round.
+
+    Queued rows and due retries are claimed by two statements, not one with an OR: each then
+    walks the (issue, status, id) index from its first due row, so a claim costs the same at
+    the end of a long send as at its start (an OR made SQLite scan and sort the whole issue).
+    """
     now = sa.bindparam("p_now", type_=TABLE.c.next_attempt_at.type)
-    due = sa.or_(
-        TABLE.c.status == S.QUEUED.value,
-        sa.and_(
+    if retries:
+        due = sa.and_(
             TABLE.c.status == S.FAILED_TEMPORARY.value,
             TABLE.c.next_attempt_at.is_not(None),
             TABLE.c.next_attempt_at <= now,
             TABLE.c.attempts < sa.bindparam("p_max_attempts", type_=sa.Integer),
-        ),
-    )
+        )
+    else:
+        due = TABLE.c.status == S.QUEUED.value
     pick = (
         sa.select(TABLE.c.id)
         .where(TABLE.c.issue_id == sa.bindparam("p_issue_id", type_=sa.Integer), due)
@@ -113,27 +108,28 @@ def _claim_statement(*, postgres: bool) -> sa.Update:
 def claim(
     session: Session, *, issue_id: int, limit: int, worker: str, now: datetime, max_attempts: int
 ) -> list[Claimed]:
-    """Move up to ``limit`` due rows to ``sending`` for ``worker``, in one statement.
+    """Move up to ``limit`` due rows to ``sending`` for ``worker``: queued rows first, then
+    temporary failures whose backoff has passed.
 
     ``UPDATE … WHERE id IN (SELECT … LIMIT n [FOR UPDATE SKIP LOCKED]) RETURNING``: on
     PostgreSQL several workers claim disjoint rows without waiting on each other; on SQLite the
     single statement is atomic under its one-writer lock. The caller commits before sending.
     """
-    if limit <= 0:
-        return []
-    stmt = _claim_statement(postgres=session.get_bind().dialect.name == "postgresql")
-    params = {
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params: dict[str, Any] = {
         "p_issue_id": issue_id,
-        "p_limit": limit,
         "p_now": now,
         "p_max_attempts": max_attempts,
         "p_worker": worker,
     }
-    rows = session.execute(stmt, params).all()
-    return sorted(
-        (Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows),
-        key=lambda c: c.delivery_id,
-    )
+    found: list[Claimed] = []
+    for retries in (False, True):
+        if len(found) >= limit:
+            break
+        params["p_limit"] = limit - len(found)
+        rows = session.execute(_claim_statement(postgres=postgres, retries=retries), params)
+        found += (Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows)
+    return sorted(found, key=lambda c: c.delivery_id)
 
 
 def record(session: Session, outcomes: Iterable[dict[str, Any]]) -> None:
@@ -302,34 +298,24 @@ def states_by_subscriber(session: Session, *, issue_id: int) -> dict[int, str]:
     return {int(r[0]): str(r[1]) for r in rows}
 
 
-def eligible_subscribers(
+def eligible_names(
     session: Session, *, subscriber_ids: Sequence[int], newsletter: str
-) -> dict[int, Subscriber]:
-    """The subscribers among ``subscriber_ids`` who may receive ``newsletter`` right now.
-
-    One query per claimed batch, with the predicates of ``store.subscribers.confirmed_recipients``
-    (confirmed, not paused, not erased, not suppressed globally or for this newsletter); the send
-    loop asks ``subscribers.consent.may_receive`` for the reason of any row left out.
-    """
+) -> dict[int, str]:
+    """subscriber id → name, for those among ``subscriber_ids`` who may receive ``newsletter``
+    right now (the consent clause of the recipient query). One query per claimed batch; the
+    send loop asks ``subscribers.consent.may_receive`` for the reason of any row left out."""
     if not subscriber_ids:
         return {}
-    rows = session.exec(
-        _eligible_statement(), params={"p_ids": list(subscriber_ids), "p_newsletter": newsletter}
-    ).all()
-    return {int(s.id or 0): s for s in rows}
+    rows = session.execute(
+        _eligible_statement(), {"p_ids": list(subscriber_ids), "p_newsletter": newsletter}
+    )
+    return {int(r[0]): str(r[1] or "") for r in rows}
 
 
 @functools.cache
 def _eligible_statement() -> Any:
-    from digest.models import SubscriberStatus
-    from digest.store.suppressions import not_suppressed_clause
-
-    # The same suppression clause as the recipient query, with the newsletter as a parameter.
     newsletter: Any = sa.bindparam("p_newsletter")
-    return select(Subscriber).where(
+    return sa.select(col(Subscriber.id), col(Subscriber.name)).where(
         col(Subscriber.id).in_(sa.bindparam("p_ids", expanding=True)),
-        Subscriber.status == SubscriberStatus.CONFIRMED,
-        col(Subscriber.paused).is_(False),
-        col(Subscriber.erased_at).is_(None),
-        not_suppressed_clause(col(Subscriber.email_hash), newsletter=newsletter),
+        may_receive_clause(newsletter=newsletter),
     )

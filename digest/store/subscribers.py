@@ -75,6 +75,18 @@ def insert_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int
     return [int(i) for i in result.scalars().all()]
 
 
+def may_receive_clause(*, newsletter: Any) -> sa.ColumnElement[bool]:
+    """The consent predicates in SQL: confirmed, not paused, not erased, and not suppressed
+    globally or for ``newsletter`` (a value or a bind parameter). Every query that picks
+    recipients uses this one clause, so none can forget a part of it."""
+    return sa.and_(
+        col(Subscriber.status) == SubscriberStatus.CONFIRMED,
+        col(Subscriber.paused).is_(False),
+        col(Subscriber.erased_at).is_(None),
+        not_suppressed_clause(col(Subscriber.email_hash), newsletter=newsletter),
+    )
+
+
 def confirmed_recipients(
     session: Session, *, newsletter: str, after_id: int = 0, limit: int = 1000
 ) -> list[Subscriber]:
@@ -86,13 +98,7 @@ def confirmed_recipients(
     return list(
         session.exec(
             select(Subscriber)
-            .where(
-                Subscriber.status == SubscriberStatus.CONFIRMED,
-                col(Subscriber.paused).is_(False),
-                col(Subscriber.erased_at).is_(None),
-                col(Subscriber.id) > after_id,
-                not_suppressed_clause(col(Subscriber.email_hash), newsletter=newsletter),
-            )
+            .where(may_receive_clause(newsletter=newsletter), col(Subscriber.id) > after_id)
             .order_by(col(Subscriber.id))
             .limit(limit)
         ).all()
