@@ -36,7 +36,7 @@ from digest.settings import Settings
 from digest.store.consent import iter_event_rows
 from digest.subscribers import consent
 from digest.subscribers.importer import import_csv
-from digest.subscribers.service import confirmed_recipients
+from digest.subscribers.recipients import confirmed_recipients
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

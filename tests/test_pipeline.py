@@ -47,7 +47,7 @@ def write_week(folder: Path) -> Path:
 
 
 def confirmed(settings: Settings, emails: list[str]) -> None:
-    from digest.subscribers.service import add_confirmed
+    from digest.subscribers.lifecycle import add_confirmed
 
     with session_scope(make_engine(settings)) as session:
         for address in emails:

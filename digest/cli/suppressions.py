@@ -57,7 +57,7 @@ def add(
     Example: digest suppressions add ana@example.org --reason "asked by phone"
     """
     from digest.subscribers import consent
-    from digest.subscribers.service import parse_address
+    from digest.subscribers.recipients import parse_address
 
     address = parse_address(email)
     with db_session() as session:

@@ -54,7 +54,7 @@ async def send_test(
 
     Returns the Message-ID. Raises InputError for a bad address, SendError when refused.
     """
-    from digest.subscribers.service import parse_address
+    from digest.subscribers.recipients import parse_address
 
     email = parse_address(address)
     template = build_template(settings=settings, issue=issue)
@@ -91,7 +91,7 @@ class PlanRow:
 def plan(engine: Engine, *, settings: Settings, issue_id: int) -> list[PlanRow]:
     """Every subscriber and whether a send now would mail them, with the reason if not."""
     from digest.store.subscribers import list_subscribers
-    from digest.subscribers.service import may_receive
+    from digest.subscribers.consent import may_receive
 
     done = {
         S.SENT.value: "already sent",

@@ -12,7 +12,7 @@ from digest.models import ConsentEvent, Subscriber
 from digest.store import consent as log
 from digest.store import subscribers as store
 from digest.store import suppressions as supp
-from digest.subscribers.service import find_by_email
+from digest.subscribers.recipients import find_by_email
 
 EXPORT_FIELDS = (
     "id",

@@ -31,8 +31,8 @@ from digest.db import make_engine, session_scope
 from digest.errors import ConsentError, DigestError, InputError, NotFound, StateError
 from digest.settings import Settings
 from digest.subscribers import consent, service, tokens
+from digest.subscribers.lifecycle import SubscribeOutcome
 from digest.subscribers.mail import send_confirmation
-from digest.subscribers.service import SubscribeOutcome
 
 log = logging.getLogger(__name__)
 
