@@ -25,7 +25,7 @@ from digest.settings import Settings
 from digest.store import deliveries as ledger
 from digest.store.suppressions import add_suppression
 from digest.subscribers import consent
-from digest.subscribers.service import add_confirmed
+from digest.subscribers.lifecycle import add_confirmed
 
 NOW = datetime(2017, 3, 17, 8, 0, tzinfo=UTC)
 S = DeliveryStatus
@@ -299,7 +299,7 @@ def test_the_batched_eligibility_agrees_with_may_receive(
     engine: Engine, settings: Settings
 ) -> None:
     from digest.models import Subscriber
-    from digest.subscribers.service import may_receive
+    from digest.subscribers.consent import may_receive
 
     emails = add_people(engine, settings, 6)
     with session_scope(engine) as session:

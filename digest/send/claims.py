@@ -231,7 +231,7 @@ class Rounds:
 
     def _why_not(self, session: Session, row: ledger.Claimed) -> str:
         """The consent module's own words for why this row's subscriber is left out."""
-        from digest.subscribers.service import may_receive
+        from digest.subscribers.consent import may_receive
 
         subscriber = session.get(Subscriber, row.subscriber_id)
         if subscriber is None:
