@@ -112,6 +112,18 @@ def test_it_drops_read_more_cross_links_inside_the_article() -> None:
     assert result.paragraphs == PARAGRAPHS
 
 
+def test_a_long_comment_thread_does_not_replace_the_article() -> None:
+    comment = (
+        "<li class='comment'><p>I grew up on the island and I remember the old crossing well, "
+        "the queue of cars on the quay every Saturday morning and the smell of diesel and fish. "
+        "It is good news that the boats will run again, though I wonder who pays {n}.</p></li>"
+    )
+    thread = "".join(comment.format(n=n) for n in range(12))
+    page = article_page(tail=f"<section id='comments'><h2>Comments</h2><ol>{thread}</ol></section>")
+    result = clean_html(page)
+    assert result.paragraphs == PARAGRAPHS
+
+
 def test_it_keeps_going_through_malformed_markup() -> None:
     page = article_page().replace("</p>", "", 3).replace("</article>", "<div><span>")
     result = clean_html(page)

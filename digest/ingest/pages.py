@@ -4,8 +4,11 @@ trafilatura finds the main text; digest then chooses between its precise and its
 reading, falls back to the page's plain paragraphs when both miss most of the article, and
 removes what trafilatura lets through: repeated blocks, "Read more:" cross-links, caption and
 credit lines, and the trailing sections that follow an article (related stories, author boxes,
-share bars, newsletter and comment blocks). The rules are about the shape of a page, not about
-any outlet's wording.
+share bars, newsletter and comment blocks). The line classifier then gives a second reading of
+the page (``digest.ingest.readings``): it drops the lines it is sure are boilerplate, puts back
+paragraphs trafilatura skipped in the middle of the article, and replaces trafilatura's reading
+when that one holds the wrong block. The rules are about the shape of a page, not about any
+outlet's wording.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import codecs
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urljoin
 
 import lxml.html
@@ -22,9 +25,10 @@ import trafilatura
 from lxml import etree
 
 from digest.errors import ExtractionError
-from digest.ingest import page_meta
+from digest.ingest import page_meta, readings
 from digest.ingest.extract import Extracted
 from digest.ingest.page_meta import decode_html
+from digest.ingest.readings import TextModels as TextModels
 from digest.ingest.sanitize import normalise_text
 from digest.settings import Settings
 
@@ -42,15 +46,6 @@ _BASELINE_MIN_WORDS = 100
 _TAIL_SHARE = 0.2
 _MARKER_MAX_WORDS = 8
 _REPEAT_MIN_WORDS = 6
-# The text cleaner's reading replaces trafilatura's below a third of its length, or when
-# trafilatura's is half as long again and holds 90% of the cleaner's word trigrams.
-_SECOND_MIN_WORDS = 50
-_SECOND_SWITCH_RATIO = 0.3
-_SECOND_SURPLUS_RATIO = 1.5
-_SECOND_CONTAINED = 0.9
-# A line of trafilatura's reading that the line classifier gives less than this body
-# probability is dropped (navigation, prompts and bylines that sit inside the article block).
-_CONFIDENT_BOILERPLATE = 0.15
 # Fewer words than this is a navigation shell or an error page, not an article.
 _MIN_WORDS = 15
 
@@ -140,15 +135,19 @@ def clean_html(
     document = _trafilatura(html, url=url)
     lines = _body_lines(html, precise=document.get("text") or "")
     lines, caption_credit = _split_credits(lines, captions=meta.captions)
-    second, scores = _second_opinion(tree, url=url, models=models)
-    if second is not None and _prefer_text_cleaner(lines, second.paragraphs):
+    second, scores = readings.second_opinion(tree, article=lines, url=url, models=models)
+    if second is not None and readings.prefer_second(lines, second.paragraphs):
         lines, caption_credit = second.paragraphs, second.credit or caption_credit
     else:
-        lines = _drop_confident_boilerplate(lines, scores)
-    if _count(lines) < _MIN_WORDS:
+        lines = readings.drop_confident_boilerplate(lines, scores)
+        if second is not None:
+            extra = [line for line in second.paragraphs if not _CROSS_LINK.match(line)]
+            found = readings.recover(lines, extra)
+            lines, _ = _split_credits(found, captions=meta.captions)
+    if readings.count(lines) < _MIN_WORDS:
         raise ExtractionError(f"no article text found in the page{where}")
     title = meta.title or normalise_text(document.get("title") or "").strip()
-    if lines and title and _words(lines[0]) == _words(title):
+    if lines and title and readings.words(lines[0]) == readings.words(title):
         lines = lines[1:]  # the headline repeated as the first paragraph
     return Extracted(
         title=title or lines[0][:200],
@@ -190,84 +189,18 @@ def _trafilatura(html: str, *, url: str | None) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-class TextModels(NamedTuple):
-    """The text cleaner's line and headline models (see ``digest.ingest.textmodel``)."""
-
-    line: Any
-    headline: Any
-
-
-def _second_opinion(
-    tree: lxml.html.HtmlElement, *, url: str | None, models: TextModels | None
-) -> tuple[Extracted | None, dict[str, float]]:
-    """The text cleaner's reading of the page's visible text (one block per line), and its
-    body probability for each line, by the line's words."""
-    from digest.ingest.dumps import assemble, text_lines
-    from digest.ingest.lines import features
-    from digest.ingest.textmodel import default_model
-
-    body = tree.find("body")
-    lines = text_lines("\n\n".join(page_meta.block_texts(body if body is not None else tree)))
-    if not lines:
-        return None, {}
-    model = models.line if models is not None else default_model()
-    scores = model.scores(features(lines))
-    by_words: dict[str, float] = {}
-    for line, score in zip(lines, scores, strict=True):
-        by_words.setdefault(" ".join(_words(line)), score)
-    try:
-        reading = assemble(
-            lines, scores, threshold=model.threshold_body, url=url,
-            headline=models.headline if models is not None else None,
-        )  # fmt: skip
-    except ExtractionError:
-        reading = None
-    return reading, by_words
-
-
-def _drop_confident_boilerplate(lines: list[str], scores: dict[str, float]) -> list[str]:
-    """Drop the lines the line classifier is nearly sure are not article text."""
-    return [
-        line for line in lines if scores.get(" ".join(_words(line)), 1.0) >= _CONFIDENT_BOILERPLATE
-    ]
-
-
-def _prefer_text_cleaner(html_lines: list[str], text_lines: list[str]) -> bool:
-    """Two cleaners disagree: trafilatura on the markup, the line classifier on the text.
-
-    When trafilatura found less than a third of what the line classifier keeps, it chose the
-    wrong block of the page. When trafilatura's text holds nearly all of the classifier's and
-    half as much again, the surplus is what the classifier rejected line by line: boilerplate
-    inside the article block (republishing notes, promotions, lists of other stories).
-    """
-    ours, theirs = _count(html_lines), _count(text_lines)
-    if theirs < _SECOND_MIN_WORDS:
-        return False
-    if ours < _SECOND_SWITCH_RATIO * theirs:
-        return True
-    if ours < _SECOND_SURPLUS_RATIO * theirs:
-        return False
-    held = _trigrams(html_lines)
-    wanted = _trigrams(text_lines)
-    return bool(wanted) and len(wanted & held) >= _SECOND_CONTAINED * len(wanted)
-
-
-def _trigrams(lines: list[str]) -> set[tuple[str, ...]]:
-    words = [w for line in lines for w in _words(line)]
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
-
-
 def _body_lines(html: str, *, precise: str) -> list[str]:
     """The article's paragraphs, chosen and trimmed as the module docstring says."""
     chosen = _lines(precise)
     recall = _lines(trafilatura.extract(html, include_comments=False, favor_recall=True) or "")
-    if _count(chosen) < _RECALL_RATIO * _count(recall):
+    if readings.count(chosen) < _RECALL_RATIO * readings.count(recall):
         chosen = recall
     try:
         plain = _lines(trafilatura.baseline(html)[1])
     except (ValueError, TypeError, etree.LxmlError):
         plain = []
-    if _count(plain) >= _BASELINE_MIN_WORDS and _count(chosen) < _BASELINE_RATIO * _count(plain):
+    enough = readings.count(plain) >= _BASELINE_MIN_WORDS
+    if enough and readings.count(chosen) < _BASELINE_RATIO * readings.count(plain):
         chosen = plain
     return _trim(_drop_repeats(chosen))
 
@@ -290,20 +223,12 @@ def _repair(line: str) -> str:
         return line
 
 
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.casefold())
-
-
-def _count(lines: list[str]) -> int:
-    return sum(len(_WORD.findall(line)) for line in lines)
-
-
 def _drop_repeats(lines: list[str]) -> list[str]:
     """Keep the first of identical longer paragraphs (pages that render a block twice)."""
     seen: set[str] = set()
     out = []
     for line in lines:
-        key = " ".join(_words(line))
+        key = " ".join(readings.words(line))
         if key in seen and len(key.split()) >= _REPEAT_MIN_WORDS:
             continue
         seen.add(key)
@@ -313,7 +238,7 @@ def _drop_repeats(lines: list[str]) -> list[str]:
 
 def _trim(lines: list[str]) -> list[str]:
     """Drop cross-link lines, and cut at a section marker near the end of the text."""
-    total = _count(lines) or 1
+    total = readings.count(lines) or 1
     remaining = total
     out: list[str] = []
     for line in lines:
@@ -339,14 +264,14 @@ _CREDIT_LINE = re.compile(
 
 def _split_credits(lines: list[str], *, captions: Collection[str]) -> tuple[list[str], str | None]:
     """Move photo credits and the page's figure captions out of the body."""
-    caption_keys = {" ".join(_words(c)) for c in captions if c.strip()}
+    caption_keys = {" ".join(readings.words(c)) for c in captions if c.strip()}
     credit = None
     body = []
     for line in lines:
         if len(_WORD.findall(line)) <= 20 and _CREDIT_LINE.match(line):
             credit = credit or page_meta.credit_text(line)
             continue
-        if " ".join(_words(line)) in caption_keys:
+        if " ".join(readings.words(line)) in caption_keys:
             continue
         body.append(line)
     return body, credit
