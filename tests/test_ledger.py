@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dkim
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import select
@@ -151,6 +152,46 @@ def test_retries_stop_after_max_attempts_and_retry_failed_requeues(
     send(engine, settings, issue, sender)
     assert states(engine, issue.id or 0)[emails[0]] == "sent"
     assert len(sender.to(emails[0])) == 1
+
+
+def test_a_failed_ledger_commit_hands_nothing_over_and_a_rerun_sends_each_once(
+    engine: Engine, settings: Settings
+) -> None:
+    # Rows go out to the workers before their round commits; only the handover waits. A
+    # commit that fails must leave nothing handed over that the ledger does not hold.
+    emails = add_people(engine, settings, 30)
+    issue = add_issue(engine, settings)
+    enqueue_recipients(engine, settings=settings, issue_id=issue.id or 0, now=NOW)
+    sender = MemorySender()
+    commits = 0
+
+    def fail_the_third(connection: Any) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 3:
+            raise RuntimeError("disk full (injected at the third ledger commit)")
+
+    sa.event.listen(engine, "commit", fail_the_third)
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            asyncio.run(deliver(engine, settings=settings, issue=issue, sender=sender, policy=FAST))
+    finally:
+        sa.event.remove(engine, "commit", fail_the_third)
+    after_failure = states(engine, issue.id or 0)
+    handed = [rcpts[0] for _, rcpts, _ in sender.sent]
+    assert handed, "the first rounds committed and their messages went out"
+    assert all(after_failure[e] in ("sent", "sending") for e in handed), after_failure
+    assert "queued" in after_failure.values()  # the failed round's rows were not handed over
+
+    asyncio.run(deliver(engine, settings=settings, issue=issue, sender=sender, policy=FAST))
+    final = states(engine, issue.id or 0)
+    copies = {e: len(sender.to(e)) for e in emails}
+    assert all(n <= 1 for n in copies.values()), copies
+    open_rows = [e for e in emails if final[e] != "sent"]
+    # Only rows whose outcome the failed round lost stay open (uncertain after a restart).
+    assert all(final[e] == "sending" for e in open_rows)
+    assert len(open_rows) <= settings.smtp_connections
+    assert all(copies[e] == 1 for e in emails if final[e] == "sent")
 
 
 def test_consent_is_rechecked_right_before_sending(engine: Engine, settings: Settings) -> None:

@@ -210,7 +210,9 @@ class DiesAfter:
     count = 0
     async def ready(self): return None
     async def aclose(self): return None
-    async def send(self, *, envelope_from, recipients, message):
+    async def send(self, *, envelope_from, recipients, message, handover_after=None):
+        if handover_after is not None:
+            await handover_after
         await aiosmtplib.send(message, sender=envelope_from, recipients=list(recipients),
                               hostname="127.0.0.1", port=port, start_tls=False)
         self.count += 1

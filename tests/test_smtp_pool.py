@@ -335,3 +335,62 @@ def test_a_refused_login_stops_the_send_naming_the_settings(
     cfg = pool_settings(port, smtp_tls="starttls", smtp_user="digest", smtp_password="wrong")
     with pytest.raises(RelayUnavailable, match="DIGEST_SMTP_PASSWORD"):
         run(send_all(SmtpPool(cfg), [("a@example.net", a_message())]))
+
+
+# --- the handover gate: the end-of-data marker waits for the ledger ------------------------
+
+
+def test_the_end_of_data_marker_waits_for_the_handover_gate(server: tuple[Scripted, int]) -> None:
+    handler, port = server
+    pool = SmtpPool(pool_settings(port))
+    data = a_message()
+
+    async def go() -> tuple[int, int]:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sending = asyncio.ensure_future(
+            pool.send(
+                envelope_from="digest@news.example.org",
+                recipients=["ann@example.net"],
+                message=data,
+                handover_after=gate,
+            )
+        )
+        # Envelope and body are on the wire; without the marker the server has nothing yet.
+        await asyncio.sleep(0.5)
+        before = len(handler.received)
+        gate.set_result(None)
+        await sending
+        await pool.aclose()
+        return before, len(handler.received)
+
+    assert run(go()) == (0, 1)
+    assert handler.received[0][2] == data
+
+
+def test_a_failed_handover_gate_hands_nothing_over_and_the_pool_recovers(
+    server: tuple[Scripted, int],
+) -> None:
+    handler, port = server
+    pool = SmtpPool(pool_settings(port, smtp_connections=1))
+
+    async def go() -> None:
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        gate.set_exception(OSError("ledger commit failed"))
+        with pytest.raises(OSError, match="ledger commit failed"):
+            await pool.send(
+                envelope_from="digest@news.example.org",
+                recipients=["ann@example.net"],
+                message=a_message("ann@example.net"),
+                handover_after=gate,
+            )
+        await pool.send(
+            envelope_from="digest@news.example.org",
+            recipients=["bob@example.net"],
+            message=a_message("bob@example.net"),
+        )
+        await pool.aclose()
+
+    run(go())
+    # The connection was dropped mid-DATA, so the server discarded Ann's transaction.
+    assert [rcpts for _, rcpts, _, _ in handler.received] == [["bob@example.net"]]
+    assert pool.connects == 2

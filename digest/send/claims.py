@@ -17,6 +17,7 @@ stop event is set, or once the policy refusals of this run reach the pause thres
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -83,8 +84,12 @@ def is_dead_worker(
 
 @dataclass(frozen=True, slots=True)
 class Job:
+    """A claimed row. Its message may be built and transferred at once, but handed over
+    (the end-of-data marker) only once ``committed``, its round's commit, has resolved."""
+
     claim: ledger.Claimed
     recipient: Recipient
+    committed: asyncio.Future[None]
 
 
 Next = Job | float | None  # a row to send, seconds to wait for a retry, or nothing left
@@ -114,17 +119,28 @@ class Rounds:
         self._waiters: list[asyncio.Future[Next]] = []
         self._outcomes: list[dict[str, Any]] = []
         self._runner: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None  # a round's database error ends the run
         self._secret = settings.secret() if settings.verp_domain else b""
 
     def record(self, outcome: dict[str, Any]) -> None:
         self._outcomes.append(outcome)
 
     async def next(self) -> Next:
+        if self._failure is not None:
+            raise self._failure
         waiter: asyncio.Future[Next] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.ensure_future(self._drain())
         return await waiter
+
+    async def settle(self) -> None:
+        """Wait for the round in progress, if any, to finish committing; raise the database's
+        error if a round failed (even one whose workers had nothing left to send)."""
+        if self._runner is not None:
+            await self._runner
+        if self._failure is not None:
+            raise self._failure
 
     def flush(self) -> None:
         """Write outstanding outcomes (at the end, or when stopping)."""
@@ -135,23 +151,36 @@ class Rounds:
                 self._bounce_refusals(session, outcomes)
 
     async def _drain(self) -> None:
-        # One round at a time, in a thread: while it commits (an fsync on SQLite), the loop
-        # keeps talking SMTP, and the outcomes and requests that pile up share the next round.
+        # One round at a time, in a thread. A round hands its rows out as soon as they are
+        # claimed, before its commit: the workers build and transfer their messages while the
+        # commit (an fsync on SQLite) runs, and only the handover waits for ``Job.committed``.
+        loop = asyncio.get_running_loop()
         while self._waiters:
             waiters, self._waiters = self._waiters, []
             outcomes, self._outcomes = self._outcomes, []
+            committed: asyncio.Future[None] = loop.create_future()
+            publish = functools.partial(_publish, loop, waiters)
             try:
-                results = await asyncio.to_thread(self._apply, outcomes, len(waiters))
+                await asyncio.to_thread(self._apply, outcomes, len(waiters), committed, publish)
             except BaseException as exc:  # the database failed: every waiting worker learns it
-                for waiter in waiters:
+                self._failure = exc
+                waiting, self._waiters = waiters + self._waiters, []
+                for waiter in waiting:
                     if not waiter.done():
                         waiter.set_exception(exc)
+                committed.set_exception(exc)  # rows handed out are never handed over
+                committed.exception()  # retrieved here, whether or not a worker awaits it
                 return
-            for waiter, result in zip(waiters, results, strict=True):
-                if not waiter.done():
-                    waiter.set_result(result)
+            committed.set_result(None)
 
-    def _apply(self, outcomes: list[dict[str, Any]], wanted: int) -> list[Next]:
+    def _apply(
+        self,
+        outcomes: list[dict[str, Any]],
+        wanted: int,
+        committed: asyncio.Future[None],
+        publish: Callable[[list[Next]], None],
+    ) -> None:
+        """Record ``outcomes``, claim ``wanted`` rows, ``publish`` them, then commit."""
         now = self._clock()
         jobs: list[Next] = []
         settings = self._settings
@@ -159,7 +188,8 @@ class Rounds:
             ledger.record(session, outcomes)
             self._bounce_refusals(session, outcomes)
             if self._stop.is_set() or self.paused:
-                return [None] * wanted
+                publish([None] * wanted)
+                return
             while len(jobs) < wanted:
                 claimed = ledger.claim(
                     session,
@@ -189,7 +219,7 @@ class Rounds:
                         if self._progress:
                             self._progress.advance("skipped")
                         continue
-                    jobs.append(Job(row, self._recipient(row, name)))
+                    jobs.append(Job(row, self._recipient(row, name), committed))
             if len(jobs) < wanted:
                 due = ledger.next_retry_at(
                     session, issue_id=self._issue_id, max_attempts=self._policy.max_attempts
@@ -200,7 +230,7 @@ class Rounds:
                     if seconds <= self._policy.wait_for_retries:
                         wait = seconds
                 jobs += [wait] * (wanted - len(jobs))
-        return jobs
+            publish(jobs)  # the commit follows as the block ends; handovers wait for it
 
     def _bounce_refusals(self, session: Session, outcomes: list[dict[str, Any]]) -> None:
         """Hand each 5xx refusal among ``outcomes`` to the bounce rules (same transaction), and
@@ -254,6 +284,19 @@ class Rounds:
             delivery_id=row.delivery_id,
             verp_token=verp,
         )
+
+
+def _publish(
+    loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[Next]], results: list[Next]
+) -> None:
+    """Called in a round's thread, before its commit: give each waiting worker its result."""
+    loop.call_soon_threadsafe(_hand_out, waiters, results)
+
+
+def _hand_out(waiters: list[asyncio.Future[Next]], results: list[Next]) -> None:
+    for waiter, result in zip(waiters, results, strict=True):
+        if not waiter.done():
+            waiter.set_result(result)
 
 
 def _reply_text(error: str, email: str, code: int) -> str:

@@ -237,7 +237,10 @@ async def deliver(
     try:
         await asyncio.gather(*(guarded() for _ in range(settings.smtp_connections)))
     finally:
-        rounds.flush()
+        try:
+            await rounds.settle()
+        finally:
+            rounds.flush()
     if stopping or rounds.paused:
         report.paused = stopping[0] if stopping else rounds.paused
         report.paused_by_policy = not stopping
@@ -302,6 +305,8 @@ async def _send_one(
             envelope_from=template.envelope_from(recipient),
             recipients=[recipient.email],
             message=data,
+            # Shielded: a worker cancelled while it waits must not cancel its round's commit.
+            handover_after=asyncio.shield(job.committed),
         )
     except InputError as exc:  # an address or value that can never be sent
         report.failed.append((row.email, str(exc)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from digest.errors import RelayUnavailable, SendError
@@ -38,8 +38,16 @@ class MemorySender:
     async def ready(self) -> None:
         return None
 
-    async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
-        """Record the message, or raise SendError / RelayUnavailable as configured."""
+    async def send(
+        self,
+        *,
+        envelope_from: str,
+        recipients: Sequence[str],
+        message: bytes,
+        handover_after: Awaitable[None] | None = None,
+    ) -> None:
+        """Record the message (once ``handover_after`` resolves), or raise SendError /
+        RelayUnavailable as configured."""
         if self.down:
             raise RelayUnavailable("memory relay is down (MemorySender.down)")
         for address in recipients:
@@ -58,6 +66,8 @@ class MemorySender:
                 else:
                     rules[0] = (code, text, times - 1)
             raise SendError(f"{address}: {code} {text}", permanent=code >= 500, code=code)
+        if handover_after is not None:
+            await handover_after
         self.sent.append((envelope_from, tuple(recipients), message))
 
     def to(self, address: str) -> list[bytes]:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import aiosmtplib
@@ -35,8 +35,20 @@ QUOTA_PAUSE = 600.0  # Gmail's 4.7.28: stop at least ten minutes
 class Sender(Protocol):
     """Hands one message to the mail system. The SMTP pool and the in-memory twin implement it."""
 
-    async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
-        """Raises SendError (``permanent``, ``code``) or RelayUnavailable."""
+    async def send(
+        self,
+        *,
+        envelope_from: str,
+        recipients: Sequence[str],
+        message: bytes,
+        handover_after: Awaitable[None] | None = None,
+    ) -> None:
+        """Raises SendError (``permanent``, ``code``) or RelayUnavailable.
+
+        With ``handover_after``, the handover itself (for SMTP: the end-of-data marker) waits
+        until it resolves; if it raises, the message is never handed over and its exception
+        propagates.
+        """
 
     async def aclose(self) -> None: ...
 
@@ -68,6 +80,10 @@ def is_wire_clean(message: bytes) -> bool:
     )
 
 
+class HandoverFailed(Exception):
+    """The handover gate raised (its exception is ``__cause__``): nothing was handed over."""
+
+
 class WireSMTP(aiosmtplib.SMTP):
     """aiosmtplib.SMTP with a DATA path for bytes that are already wire-ready.
 
@@ -80,8 +96,21 @@ class WireSMTP(aiosmtplib.SMTP):
     not need aiosmtplib's command lock.
     """
 
-    async def send_wire(self, sender: str, recipients: Sequence[str], message: bytes) -> None:
-        """MAIL, RCPT, DATA for ``message``; raises aiosmtplib errors (the pool translates)."""
+    async def send_wire(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        message: bytes,
+        handover_after: Awaitable[None] | None = None,
+    ) -> None:
+        """MAIL, RCPT, DATA for ``message``; raises aiosmtplib errors (the pool translates).
+
+        The server takes responsibility for a message only at the end-of-data marker. With
+        ``handover_after``, the envelope and the whole body travel at once, and only the marker
+        waits for it: the send loop overlaps its ledger commit with the transfer. If it raises,
+        the connection is dropped mid-DATA (a server discards a transaction whose data never
+        ended; RSET would be read as body text) and the exception propagates.
+        """
         if not isinstance(message, WireBytes) and not is_wire_clean(message):
             message = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
         options = [f"SIZE={len(message)}"] if self.supports_extension("size") else []
@@ -105,9 +134,20 @@ class WireSMTP(aiosmtplib.SMTP):
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         try:
-            # No await between write and read_response: the reply cannot arrive unclaimed.
-            # One write: the end-of-data marker travels with the body, not in a segment of its own.
-            protocol.write(message + b".\r\n")
+            if handover_after is None:
+                # One write: the end-of-data marker travels with the body, not on its own.
+                protocol.write(message + b".\r\n")
+            else:
+                protocol.write(message)
+                try:
+                    await handover_after
+                except BaseException as exc:
+                    self.close()
+                    if isinstance(exc, Exception):
+                        raise HandoverFailed() from exc
+                    raise
+                protocol.write(b".\r\n")
+            # No await between the marker and read_response: the reply cannot arrive unclaimed.
             response = await protocol.read_response(timeout=self.timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             self.close()
@@ -233,8 +273,15 @@ class SmtpPool:
         conn.smtp.close()  # also closes a transport whose peer already went away
         await conn.smtp.wait_closed()
 
-    async def send(self, *, envelope_from: str, recipients: Sequence[str], message: bytes) -> None:
-        """Send one message on a pooled connection.
+    async def send(
+        self,
+        *,
+        envelope_from: str,
+        recipients: Sequence[str],
+        message: bytes,
+        handover_after: Awaitable[None] | None = None,
+    ) -> None:
+        """Send one message on a pooled connection (``handover_after``: see ``Sender.send``).
 
         Raises SendError, Throttled (a SendError) or RelayUnavailable.
         """
@@ -243,7 +290,11 @@ class SmtpPool:
             conn = await self._checkout()
             keep = True
             try:
-                await conn.smtp.send_wire(envelope_from, recipients, message)
+                await conn.smtp.send_wire(envelope_from, recipients, message, handover_after)
+            except HandoverFailed as exc:
+                keep = False
+                assert exc.__cause__ is not None
+                raise exc.__cause__ from None  # the caller's own error, not an SMTP one
             except aiosmtplib.SMTPSenderRefused as exc:
                 if exc.code >= 500:
                     keep = False
