@@ -18,6 +18,7 @@ from digest.send.message import (
     MessageTemplate,
     Recipient,
     WireBytes,
+    _encode_value,
     new_message_id,
     qp_lines,
 )
@@ -153,6 +154,33 @@ def test_message_ids_are_unique_and_on_our_own_domain() -> None:
     ids = {new_message_id(settings=s) for _ in range(1000)}
     assert len(ids) == 1000
     assert all(i.startswith("<") and i.endswith("@news.example.org>") for i in ids)
+
+
+def test_a_forked_child_mints_message_ids_of_its_own() -> None:
+    import os
+
+    s = make_settings()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child writes one id and leaves at once
+        os.write(write, new_message_id(settings=s).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    parent = new_message_id(settings=s)
+    assert child.split(".")[1][:12] != parent.split(".")[1][:12]  # a prefix of its own
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(
+    value=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=300)
+    | st.from_regex(r"https://[a-z.]{1,40}/u/[A-Za-z0-9_.-]{20,120}", fullmatch=True)
+)
+def test_a_spliced_value_is_encoded_as_the_general_encoder_does(value: str) -> None:
+    # Links and plain names take a short cut; it must give exactly the general encoder's bytes.
+    general = ("\r\n".join(qp_lines(value, value=True)) + "=\r\n").encode() if value else b""
+    assert _encode_value(value) == general
 
 
 def test_non_ascii_subject_and_names_are_encoded_and_decode_back() -> None:

@@ -15,8 +15,11 @@ dot-stuffing needed), which lets ``send.smtp`` skip aiosmtplib's normalisation p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import itertools
+import os
 import re
 import secrets
 import time
@@ -42,6 +45,8 @@ _WSP_RUN = re.compile(rb"[ \t]+")
 # of them is sent as a quoted string.
 _NEEDS_QUOTING = re.compile(r'[()<>\[\]:;@\\,."]|=\?')
 _MAX_QP_LINE = 75  # 76 with the soft-break "="
+# Characters a spliced value keeps as they are: printable ASCII but "=" (and no whitespace).
+_LITERAL_VALUE = re.compile(r"[!-<>-~]*")
 
 # One token per byte: printable ASCII stays literal, everything else is =XX. "=" is always
 # encoded; space and tab stay literal inside a line (their trailing form is fixed up below).
@@ -71,9 +76,26 @@ class Recipient:
     verp_token: str | None = None
 
 
+class _IdSource:
+    """Unique parts for Message-IDs: a random per-process prefix (drawn again in a forked
+    child) and a counter, so that minting one costs no system call."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(6)
+        self.counter = itertools.count()
+
+
+_IDS = _IdSource()
+
+
 def new_message_id(*, settings: Settings) -> str:
-    """A fresh ``<...@sender_domain>`` Message-ID: time-ordered, with 64 random bits."""
-    return f"<{time.time_ns():x}.{secrets.token_hex(8)}@{settings.sender_domain}>"
+    """A fresh ``<...@sender_domain>`` Message-ID: time-ordered, then 48 random bits per process
+    and a counter."""
+    return f"<{time.time_ns():x}.{_IDS.prefix}{next(_IDS.counter):x}@{settings.sender_domain}>"
 
 
 def check_header_value(value: str, *, field: str) -> str:
@@ -209,6 +231,11 @@ def _encode_value(value: str) -> bytes:
     """
     if not value:
         return b""
+    if _LITERAL_VALUE.fullmatch(value):
+        # Nothing to escape (a link, a plain name): qp_lines would only cut it into lines.
+        lines = [value[i : i + _MAX_QP_LINE] for i in range(0, len(value), _MAX_QP_LINE)]
+        if not any(line.startswith(".") for line in lines):
+            return ("=\r\n".join(lines) + "=\r\n").encode("ascii")
     flat = value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
     return ("\r\n".join(qp_lines(flat, value=True)) + "=\r\n").encode("ascii")
 
@@ -344,7 +371,7 @@ class MessageTemplate:
         post = self._list_post if url.startswith("https://") else ""
         return [
             f"To: {format_address(recipient.name, recipient.email, field='To')}\r\n",
-            f"Date: {format_datetime(date)}\r\n",
+            f"Date: {_date_header(date.replace(microsecond=0))}\r\n",
             f"Message-ID: {message_id}\r\n",
             self._tail_headers[0],
             unsubscribe,
@@ -377,6 +404,12 @@ class MessageTemplate:
             head, body_hash=body_hash.digest(), timestamp=int(date.timestamp())
         )
         return WireBytes(b"".join((signature, head, b"\r\n", body)))
+
+
+@functools.lru_cache(maxsize=4)
+def _date_header(date: datetime) -> str:
+    # A send formats the same second for every message it hands over in that second.
+    return format_datetime(date)
 
 
 def _atom(value: str) -> str:

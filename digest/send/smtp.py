@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
 
 from digest.errors import RelayUnavailable, SendError
@@ -80,6 +82,18 @@ def is_wire_clean(message: bytes) -> bool:
     )
 
 
+# A bare ``local@domain`` (what digest sends to): no comments, quotes, brackets or spaces.
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _angle(address: str) -> bytes:
+    """``<address>`` for MAIL and RCPT. A bare address is taken as it is; anything else goes
+    through aiosmtplib's parser and checks (which cost more than the rest of the command)."""
+    if _BARE_ADDRESS.fullmatch(address):
+        return f"<{address}>".encode("ascii")
+    return quote_address(address).encode("ascii")
+
+
 class HandoverFailed(Exception):
     """The handover gate raised (its exception is ``__cause__``): nothing was handed over."""
 
@@ -113,14 +127,20 @@ class WireSMTP(aiosmtplib.SMTP):
         """
         if not isinstance(message, WireBytes) and not is_wire_clean(message):
             message = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message))
-        options = [f"SIZE={len(message)}"] if self.supports_extension("size") else []
-        await self.mail(sender, options=options)
+        await self._ehlo_or_helo_if_needed()
+        mail = [b"FROM:" + _angle(sender)]
+        if self.supports_extension("size"):
+            mail.append(b"SIZE=%d" % len(message))
+        response = await self.execute_command(b"MAIL", *mail)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
         refused = []
         for address in recipients:
-            try:
-                await self.rcpt(address)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                refused.append(exc)
+            response = await self.execute_command(b"RCPT", b"TO:" + _angle(address))
+            if response.code not in (250, 251):
+                refused.append(
+                    aiosmtplib.SMTPRecipientRefused(response.code, response.message, address)
+                )
         if refused:
             # One recipient per message is how digest sends; a partial refusal would need a
             # per-address outcome, so any refusal aborts the transaction.
