@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import lxml.html
 
+from digest.ingest.page_meta import block_texts
 from digest.ingest.readings import (
     drop_confident_boilerplate,
     prefer_second,
     recover,
     trigrams,
     without_boilerplate,
+    without_hidden,
 )
 
 ARTICLE = (
@@ -19,7 +21,7 @@ ARTICLE = (
 
 
 def _visible(root: lxml.html.HtmlElement) -> str:
-    return " ".join(root.text_content().split())
+    return " ".join(block_texts(root))
 
 
 def test_regions_that_are_not_the_article_are_dropped() -> None:
@@ -28,15 +30,28 @@ def test_regions_that_are_not_the_article_are_dropped() -> None:
         f"<main><p>{ARTICLE}</p><aside>Most read today</aside>"
         "<div id='comments'><p>First comment here</p></div>"
         "<div class='newsletter-modal'>Sign up now</div>"
-        "<div style='display: none'>Hidden promo</div><div hidden>Hidden too</div>"
         "<div role='dialog'>Cookie choices</div><dialog>A dialog</dialog>"
         "<p><span aria-hidden='true'>Icon label</span> kept tail</p>"
+        "<div style='display: none'>Collapsed section</div><div hidden>Streamed part</div>"
         "</main><footer>Contact us</footer></body></html>"
     )
     body = page.find("body")
     pruned = without_boilerplate(body, article=trigrams([ARTICLE]))
-    assert _visible(pruned) == f"{ARTICLE} kept tail"
+    assert _visible(pruned) == f"{ARTICLE} kept tail Collapsed section Streamed part"
     assert "Site name" in _visible(body)  # the page itself is left alone
+
+
+def test_hidden_elements_go_unless_they_hold_most_of_the_page() -> None:
+    page = lxml.html.document_fromstring(
+        f"<html><body><nav>Home</nav><p>{ARTICLE}</p><div class='popup'>Join us today</div>"
+        "<div role='tooltip'>A definition</div><span aria-hidden='TRUE'>icon</span>"
+        "<div style='display:none'>Collapsed section</div></body></html>"
+    )
+    assert _visible(without_hidden(page)) == f"Home {ARTICLE} Collapsed section"
+    wrapped = lxml.html.document_fromstring(
+        f"<html><body><div class='popup-wrapper'><p>{ARTICLE}</p></div></body></html>"
+    )
+    assert _visible(without_hidden(wrapped)) == ARTICLE
 
 
 def test_a_region_holding_the_article_stays_whatever_its_tag() -> None:

@@ -132,8 +132,9 @@ def clean_html(
             f"the page{where} is in language {meta.language!r}, not one of {accepted} "
             "(set DIGEST_INGEST_LANGUAGES to accept it)"
         )
-    document = _trafilatura(html, url=url)
-    lines = _body_lines(html, precise=document.get("text") or "")
+    visible = lxml.html.tostring(readings.without_hidden(tree), encoding="unicode")
+    document = _trafilatura(visible, url=url)
+    lines = _body_lines(visible, precise=document.get("text") or "")
     lines, caption_credit = _split_credits(lines, captions=meta.captions)
     second, scores = readings.second_opinion(tree, article=lines, url=url, models=models)
     if second is not None and readings.prefer_second(lines, second.paragraphs):

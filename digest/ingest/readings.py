@@ -1,11 +1,12 @@
 """Two readings of an article page, and how the HTML cleaner combines them.
 
-trafilatura reads the markup; the line classifier (:mod:`digest.ingest.textmodel`) reads the
-page's visible text, one block per line. Before the classifier reads it, the page loses the
-regions whose role is not the article: navigation, page headers and footers, sidebars, comment
-threads, dialogs and hidden elements (by tag, ARIA role, ``hidden``/``display:none``, and a few
-generic class names such as ``comments`` or ``modal``). A region that holds a good part of
-trafilatura's text stays whatever it is called: some sites put the article in an ``<aside>``.
+trafilatura reads the markup, without the dialogs, popups and tooltips a reader does not see
+beside the article (:func:`without_hidden`). The line classifier (:mod:`digest.ingest.textmodel`)
+reads the page's visible text, one block per line, after the page has also lost the regions
+whose role is not the article: navigation, page headers and footers, sidebars and comment
+threads (by tag, ARIA role and a few generic class names such as ``comments`` or ``modal``). A
+region that holds a good part of trafilatura's text stays whatever it is called: some sites put
+the article in an ``<aside>``.
 
 The two readings are then combined:
 
@@ -44,14 +45,15 @@ _HOLDS_ARTICLE = 0.2
 # A recovered paragraph has at most this share of its trigrams in trafilatura's reading.
 _NOVEL = 0.2
 
-_ROLE_TAGS = frozenset({"nav", "aside", "footer", "header", "dialog"})
-_HIDDEN_ROLES = frozenset({"dialog", "alertdialog", "tooltip", "navigation", "complementary"})
-_HINT = re.compile(
-    r"(?:^|[-_\s])(?:comments?|comment-?list|commentlisting|respond|discussion|disqus"
-    r"|modal|popup|tooltip)(?:$|[-_\s\d])",
+_ROLE_TAGS = frozenset({"nav", "aside", "footer", "header"})
+_ROLES = frozenset({"navigation", "complementary"})
+_HIDDEN_ROLES = frozenset({"dialog", "alertdialog", "tooltip"})
+_HIDDEN_HINT = re.compile(r"(?:^|[-_\s])(?:modal|popup|tooltip)(?:$|[-_\s\d])", re.IGNORECASE)
+_COMMENTS_HINT = re.compile(
+    r"(?:^|[-_\s])(?:comments?|comment-?list|commentlisting|respond|discussion|disqus)"
+    r"(?:$|[-_\s\d])",
     re.IGNORECASE,
 )
-_INVISIBLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 
 class TextModels(NamedTuple):
@@ -77,16 +79,46 @@ def trigrams(lines: Sequence[str]) -> set[tuple[str, ...]]:
     return {tuple(ws[i : i + 3]) for i in range(len(ws) - 2)}
 
 
+def is_hidden(element: lxml.html.HtmlElement) -> bool:
+    """True for what a reader does not see beside the article: dialogs, tooltips, elements
+    hidden from assistive technology, and popups or modals by a generic class/id name.
+
+    The ``hidden`` attribute and ``display: none`` do not count: pages use them for text that
+    scripts reveal (streamed server rendering, collapsed sections of the article).
+    """
+    if element.tag == "dialog" or (element.get("role") or "").lower() in _HIDDEN_ROLES:
+        return True
+    if (element.get("aria-hidden") or "").lower() == "true":
+        return True
+    return bool(_HIDDEN_HINT.search(_names(element)))
+
+
 def is_boilerplate_region(element: lxml.html.HtmlElement) -> bool:
-    """True for an element whose role is not article text: by tag, ARIA role, hidden state or a
-    generic class/id name (comments, modal, popup, tooltip)."""
-    if element.tag in _ROLE_TAGS or (element.get("role") or "").lower() in _HIDDEN_ROLES:
+    """True for an element whose role is not article text: hidden (:func:`is_hidden`),
+    navigation, a page header or footer, a sidebar, or a comment thread (by its class/id)."""
+    if element.tag in _ROLE_TAGS or (element.get("role") or "").lower() in _ROLES:
         return True
-    if element.get("hidden") is not None or (element.get("aria-hidden") or "") == "true":
-        return True
-    if _INVISIBLE.search(element.get("style") or ""):
-        return True
-    return bool(_HINT.search(f"{element.get('class') or ''} {element.get('id') or ''}"))
+    return is_hidden(element) or bool(_COMMENTS_HINT.search(_names(element)))
+
+
+def _names(element: lxml.html.HtmlElement) -> str:
+    return f"{element.get('class') or ''} {element.get('id') or ''}"
+
+
+def without_hidden(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """A copy of ``root`` without its hidden elements (:func:`is_hidden`), except one that
+    holds half of the page's words or more (some pages wrap everything in a "popup")."""
+    root = copy.deepcopy(root)
+    total = count([root.text_content()])
+    doomed = [
+        element
+        for element in root.iter()
+        if isinstance(element.tag, str)
+        and element.tag not in {"html", "head", "body"}
+        and is_hidden(element)
+        and count([element.text_content()]) * 2 < total
+    ]
+    return _drop(root, doomed)
 
 
 def without_boilerplate(
@@ -105,8 +137,15 @@ def without_boilerplate(
                 doomed.append(child)
             else:
                 stack.append(child)
+    return _drop(root, doomed)
+
+
+def _drop(
+    root: lxml.html.HtmlElement, doomed: list[lxml.html.HtmlElement]
+) -> lxml.html.HtmlElement:
     for element in doomed:
-        element.drop_tree()  # its tail text stays with the parent
+        if element.getparent() is not None:  # an ancestor may have gone already
+            element.drop_tree()  # its tail text stays with the parent
     return root
 
 
