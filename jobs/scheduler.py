@@ -1,8 +1,9 @@
 """The scheduler process: `digest scheduler run`.
 
     start ─► standby (poll the leader lease) ─► leader: APScheduler fires JOBS in the
-    newsletter's zone, the lease is renewed in the background ─► SIGTERM: finish the running
-    unit of work, release the lease, exit 0
+    newsletter's zone from its own thread, while this thread renews the lease ─► SIGTERM:
+    the running job ends its unit of work (it sees the stop event), the lease is released,
+    exit 0
 
 Only the lease holder fires jobs; a second process against the same database waits as a standby
 and takes over when the first dies (PostgreSQL drops its advisory lock with its connection; on
@@ -11,15 +12,16 @@ SQLite the lease row expires). Even without the lease, the tasks are safe to run
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import (
@@ -30,14 +32,16 @@ from apscheduler.events import (
     JobExecutionEvent,
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from digest.settings import Settings
 from digest.store.leases import LeaderLease, leader_lease
 from jobs.calendar import missed_within
 from jobs.notify import MailNotifier, Notifier
 from jobs.schedule import JOBS, CatchUp, next_runs
+from jobs.signals import stop_on_signals
 from jobs.tasks import TaskContext, utcnow
 
 if TYPE_CHECKING:
@@ -48,14 +52,20 @@ log = logging.getLogger("digest.scheduler")
 
 LEASE_TTL = timedelta(seconds=30)
 
+# What the tasks import when they first run. A scheduler loads them before it leads, so that
+# its start-up catch-up jobs do not spend seconds importing them in four threads at once, which
+# a SIGTERM arriving then would have to wait out.
+TASK_MODULES = ("digest.pipeline", "digest.bounces.apply", "digest.subscribers.consent")
+
 
 def holder_name() -> str:
     """``host:pid:random``: unique per runner, even two in one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-def make_scheduler(ctx: TaskContext, *, now: datetime) -> BlockingScheduler:
-    """A BlockingScheduler in the newsletter's zone with every job of ``JOBS`` added.
+def make_scheduler(ctx: TaskContext, *, now: datetime) -> BackgroundScheduler:
+    """A BackgroundScheduler (its own thread) in the newsletter's zone with every job of
+    ``JOBS`` added.
 
     ``coalesce`` (several missed runs run once), ``max_instances=1`` (a slow run is never
     overlapped by the next) and the misfire grace are set explicitly for every job. On start-up
@@ -64,7 +74,7 @@ def make_scheduler(ctx: TaskContext, *, now: datetime) -> BlockingScheduler:
     """
     s = ctx.settings
     grace = timedelta(minutes=s.misfire_grace_minutes)
-    scheduler = BlockingScheduler(
+    scheduler = BackgroundScheduler(
         timezone=s.zone,
         executors={"default": ThreadPoolExecutor(max_workers=4)},
         job_defaults={
@@ -157,6 +167,7 @@ class Runner:
             engine, name=f"scheduler:{settings.newsletter_id}", holder=holder_name(), ttl=lease_ttl
         )
         self.poll = poll
+        self.lease_ttl = lease_ttl
         # Renew three times per lease period, so one slow renewal does not lose the lease.
         self.renew_every = renew_every or lease_ttl.total_seconds() / 3
         self.ctx = TaskContext(
@@ -167,25 +178,23 @@ class Runner:
         self.terms = 0  # how many times this runner became the leader
         self.stopped_by = "a stop request"
 
-    def request_stop(self, *_: object) -> None:
-        """Ask the runner to finish the running unit of work and exit (SIGTERM, SIGINT)."""
+    def request_stop(self) -> None:
+        """Ask the runner to finish the running unit of work and exit."""
         self.stop.set()
 
-    def install_signal_handlers(self) -> None:
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            # Only set flags here: logging from a signal handler can deadlock on its lock.
-            self.stopped_by = signal.Signals(signum).name
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, handler)
-        signal.signal(signal.SIGINT, handler)
+    def stop_for(self, received: signal.Signals) -> None:
+        """A stop request for a signal (SIGTERM, SIGINT); see ``jobs.signals``."""
+        self.stopped_by = received.name
+        self.request_stop()
 
     def run(self) -> int:
         """Wait for the lease, lead until stopped (or the lease is lost: back to standby).
         Returns the process exit status: 0 for a clean stop."""
+        for name in TASK_MODULES:
+            importlib.import_module(name)
         told_standby = False
         while not self.stop.is_set():
-            if not self.lease.try_acquire(now=utcnow()):
+            if not self._try_acquire():
                 if not told_standby:
                     log.info("standby: another scheduler holds the lease; polling every %gs",
                              self.poll)  # fmt: skip
@@ -197,45 +206,69 @@ class Runner:
                 self._lead()
             finally:
                 self.leading.clear()
-                self.lease.release()
+                self._release()
         log.info("scheduler stopped cleanly")
         return 0
 
     def _lead(self) -> None:
         log.info("leader (%s): scheduling in %s", self.lease.holder, self.settings.timezone)
-        scheduler = make_scheduler(self.ctx, now=utcnow())
-        self.terms += 1
-        keeper = threading.Thread(
-            target=self._keep_lease, args=(scheduler,), name="lease", daemon=True
-        )
-        self.leading.set()
-        keeper.start()
         now = utcnow()
+        scheduler = make_scheduler(self.ctx, now=now)
+        self.terms += 1
         first = start_up_runs(self.settings, now=now)
         for run in next_runs(self.settings, now=now):
             when = "now (start-up catch-up)" if first[run.id] else run.next_run.isoformat()
             log.info("job %-15s %-13s next: %s", run.id, run.trigger, when)
-        scheduler.start()  # blocks until shutdown
-        keeper.join()
+        if self.stop.is_set():
+            return
+        scheduler.start()  # fires jobs from its own thread
+        self.leading.set()
+        try:
+            self._keep_lease()
+        finally:
+            # No job is fired after this; a running one ends its unit of work (a stop request
+            # set the stop event it looks at) and the scheduler's thread ends.
+            scheduler.shutdown(wait=True)
 
-    def _keep_lease(self, scheduler: BlockingScheduler) -> None:
-        # Renew until stopped or the lease is lost; either way shut the scheduler down, waiting
-        # for the running job to finish its unit of work.
+    def _keep_lease(self) -> None:
+        """Renew the lease until stopped, or until it is lost (the caller returns to standby).
+
+        A renewal that fails (a busy or unreachable database) is tried again at the next tick
+        while the lease may still be ours; after a whole lease period without a renewal another
+        scheduler may hold it, so this one steps down."""
+        renewed = time.monotonic()
         while not self.stop.wait(self.renew_every):
-            if not self.lease.renew(now=utcnow()):
-                log.error("lost the scheduler lease: stopping jobs and returning to standby")
-                break
-        else:
-            log.info("received %s: finishing the running job, then exiting", self.stopped_by)
-        _wait_until_running(scheduler)
-        scheduler.shutdown(wait=True)
+            try:
+                if self.lease.renew(now=utcnow()):
+                    renewed = time.monotonic()
+                    continue
+            except SQLAlchemyError as exc:
+                if time.monotonic() - renewed < self.lease_ttl.total_seconds():
+                    log.warning("could not renew the scheduler lease (%s); trying again",
+                                _first_line(exc))  # fmt: skip
+                    continue
+            log.error("lost the scheduler lease: stopping jobs and returning to standby")
+            return
+        log.info("received %s: finishing the running job, then exiting", self.stopped_by)
+
+    def _try_acquire(self) -> bool:
+        try:
+            return self.lease.try_acquire(now=utcnow())
+        except SQLAlchemyError as exc:  # a busy or unreachable database: ask again later
+            log.warning("could not check the scheduler lease (%s)", _first_line(exc))
+            return False
+
+    def _release(self) -> None:
+        try:
+            self.lease.release()
+        except SQLAlchemyError as exc:
+            log.warning("could not release the scheduler lease (%s); it expires by itself",
+                        _first_line(exc))  # fmt: skip
 
 
-def _wait_until_running(scheduler: BlockingScheduler) -> None:
-    # shutdown() refuses a scheduler that has not started yet; start() runs right after the
-    # keeper thread starts, so this wait is short.
-    while not scheduler.running:
-        threading.Event().wait(0.01)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def run_scheduler(settings: Settings, *, poll: float = 5.0, lease: float = 30.0) -> int:
@@ -244,8 +277,8 @@ def run_scheduler(settings: Settings, *, poll: float = 5.0, lease: float = 30.0)
 
     engine = make_engine(settings)
     runner = Runner(settings, engine=engine, poll=poll, lease_ttl=timedelta(seconds=lease))
-    runner.install_signal_handlers()
     try:
-        return runner.run()
+        with stop_on_signals(runner.stop_for):
+            return runner.run()
     finally:
         engine.dispose()
