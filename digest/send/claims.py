@@ -36,7 +36,7 @@ from digest.models import Delivery, DeliveryStatus, Subscriber
 from digest.send.message import Recipient
 from digest.settings import Settings
 from digest.store import deliveries as ledger
-from digest.subscribers.tokens import preferences_link, unsubscribe_link
+from digest.subscribers.links import preferences_link, unsubscribe_link
 
 if TYPE_CHECKING:
     from digest.send.engine import Progress, SendPolicy, SendReport

@@ -34,13 +34,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class LinkSettings(HasSecret, Protocol):
-    @property
-    def base_url(self) -> str: ...
-    @property
-    def newsletter_id(self) -> str: ...
-
-
 def _key(settings: HasSecret, purpose: str) -> bytes:
     return _purpose_key(settings.secret(), purpose)
 
@@ -92,22 +85,6 @@ def preferences_token(*, settings: HasSecret, subscriber_id: int, newsletter: st
 def read_preferences_token(token: str, *, settings: HasSecret) -> tuple[int, str]:
     """(subscriber id, newsletter). Raises InputError when forged or mangled."""
     return _read(token, settings, "preferences")
-
-
-def unsubscribe_link(*, settings: LinkSettings, subscriber_id: int) -> str:
-    """``base_url/u/<token>``: the List-Unsubscribe (RFC 8058 one-click) URL."""
-    token = unsubscribe_token(
-        settings=settings, subscriber_id=subscriber_id, newsletter=settings.newsletter_id
-    )
-    return f"{settings.base_url}/u/{token}"
-
-
-def preferences_link(*, settings: LinkSettings, subscriber_id: int) -> str:
-    """``base_url/p/<token>``: the footer's preferences page."""
-    token = preferences_token(
-        settings=settings, subscriber_id=subscriber_id, newsletter=settings.newsletter_id
-    )
-    return f"{settings.base_url}/p/{token}"
 
 
 def hash_confirm_token(token: str) -> str:
