@@ -127,7 +127,9 @@ def claim(
         if len(found) >= limit:
             break
         params["p_limit"] = limit - len(found)
-        rows = session.execute(_claim_statement(postgres=postgres, retries=retries), params)
+        rows = session.connection().execute(
+            _claim_statement(postgres=postgres, retries=retries), params
+        )
         found += (Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows)
     return sorted(found, key=lambda c: c.delivery_id)
 
@@ -306,7 +308,7 @@ def eligible_names(
     send loop asks ``subscribers.consent.may_receive`` for the reason of any row left out."""
     if not subscriber_ids:
         return {}
-    rows = session.execute(
+    rows = session.connection().execute(
         _eligible_statement(), {"p_ids": list(subscriber_ids), "p_newsletter": newsletter}
     )
     return {int(r[0]): str(r[1] or "") for r in rows}
