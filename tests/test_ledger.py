@@ -194,6 +194,30 @@ def test_a_failed_ledger_commit_hands_nothing_over_and_a_rerun_sends_each_once(
     assert all(copies[e] == 1 for e in emails if final[e] == "sent")
 
 
+@pytest.mark.parametrize("retries", [False, True])
+def test_a_claim_walks_the_claim_index_instead_of_scanning_the_issue(
+    engine: Engine, retries: bool
+) -> None:
+    # A claim runs every round: if it scanned and sorted the issue's rows, a long send would
+    # slow down as it went (this is how the single OR-ed claim behaved on SQLite).
+    if engine.dialect.name != "sqlite":
+        pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
+    compiled = ledger._claim_statement(postgres=False, retries=retries).compile(
+        dialect=engine.dialect
+    )
+    values = {"p_issue_id": 1, "p_limit": 8, "p_now": "2017-03-17 08:00:00", "p_worker": "w",
+              "p_max_attempts": 5}  # fmt: skip
+    bound = compiled.construct_params(values)
+    params = tuple(bound[name] for name in compiled.positiontup or ())
+    with engine.connect() as connection:
+        plan = " | ".join(
+            str(row[-1])
+            for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
+        )
+    assert "ix_delivery_claim" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
 def test_consent_is_rechecked_right_before_sending(engine: Engine, settings: Settings) -> None:
     emails = add_people(engine, settings, 3)
     issue = add_issue(engine, settings)
