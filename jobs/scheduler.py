@@ -52,10 +52,18 @@ log = logging.getLogger("digest.scheduler")
 
 LEASE_TTL = timedelta(seconds=30)
 
-# What the tasks import when they first run. A scheduler loads them before it leads, so that
-# its start-up catch-up jobs do not spend seconds importing them in four threads at once, which
-# a SIGTERM arriving then would have to wait out.
+# What the tasks import when they first run (the send stack, selection, ingest).
 TASK_MODULES = ("digest.pipeline", "digest.bounces.apply", "digest.subscribers.consent")
+
+
+def load_task_modules() -> None:
+    """Import ``TASK_MODULES`` in this thread (at once when already loaded).
+
+    A scheduler does this on standby and before it fires any job, so that its start-up catch-up
+    jobs do not spend seconds importing the same modules in four threads at once: a SIGTERM
+    arriving then would have to wait for every one of those imports to finish."""
+    for name in TASK_MODULES:
+        importlib.import_module(name)
 
 
 def holder_name() -> str:
@@ -190,8 +198,6 @@ class Runner:
     def run(self) -> int:
         """Wait for the lease, lead until stopped (or the lease is lost: back to standby).
         Returns the process exit status: 0 for a clean stop."""
-        for name in TASK_MODULES:
-            importlib.import_module(name)
         told_standby = False
         while not self.stop.is_set():
             if not self._try_acquire():
@@ -199,6 +205,7 @@ class Runner:
                     log.info("standby: another scheduler holds the lease; polling every %gs",
                              self.poll)  # fmt: skip
                     told_standby = True
+                    load_task_modules()  # meanwhile, so that a take-over fires jobs at once
                 self.stop.wait(self.poll)
                 continue
             told_standby = False
@@ -212,6 +219,7 @@ class Runner:
 
     def _lead(self) -> None:
         log.info("leader (%s): scheduling in %s", self.lease.holder, self.settings.timezone)
+        load_task_modules()
         now = utcnow()
         scheduler = make_scheduler(self.ctx, now=now)
         self.terms += 1
