@@ -77,13 +77,6 @@ class Settings(BaseSettings):
     smtp_recycle_after: int = Field(
         200, ge=1, description="Messages per connection before reconnect."
     )
-    render_processes: int = Field(
-        -1,
-        ge=-1,
-        le=32,
-        description="Worker processes that build and sign the messages of a large send "
-        "(-1: one per CPU beyond the first, at most 4; 0: build them in the sending process).",
-    )
     rate_per_second: float = Field(0.0, ge=0, description="Max messages/second (0: unlimited).")
     rate_per_hour: int = Field(0, ge=0, description="Max messages/hour (0: unlimited).")
     rate_per_day: int = Field(0, ge=0, description="Max messages/day (0: unlimited).")

@@ -313,42 +313,6 @@ def test_messages_are_dkim_signed_with_the_keygen_default(
         assert dkim.verify(message, dnsfunc=lambda n, timeout=5: table.get(n))
 
 
-def test_worker_processes_build_the_same_signed_messages_and_report_bad_values(
-    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from digest.send import renderpool
-    from digest.send.message import MessageTemplate
-
-    monkeypatch.setattr(renderpool, "PROCESSES_FROM", 0)  # a small send uses them too
-    settings = settings.model_copy(update={"render_processes": 2})
-    emails = add_people(engine, settings, 20)
-    with session_scope(engine) as session:  # a name no header may carry
-        bad = session.exec(select(models.Subscriber).where(models.Subscriber.email == emails[7]))
-        row = bad.one()
-        row.name = "Eve\r\nBcc: everyone@example.net"
-        session.add(row)
-    issue = add_issue(engine, settings)
-    path = key_file(settings.data_dir, selector="s1", domain="news.example.org")
-    txt = generate_key(path=path)
-    make_default(data_dir=settings.data_dir, selector="s1", domain="news.example.org", key=path)
-    built: list[int] = []
-    render = MessageTemplate.render
-    monkeypatch.setattr(  # counts what this process builds: nothing, workers build all
-        MessageTemplate, "render", lambda self, *a, **k: built.append(1) or render(self, *a, **k)
-    )
-    sender = MemorySender()
-    report = send(engine, settings, issue, sender)
-
-    assert built == []
-    assert sorted(r[0] for _, r, _ in sender.sent) == sorted(set(emails) - {emails[7]})
-    table = {b"s1._domainkey.news.example.org.": txt.encode()}
-    for _, _, message in sender.sent:
-        assert dkim.verify(message, dnsfunc=lambda n, timeout=5: table.get(n))
-    assert states(engine, issue.id or 0)[emails[7]] == "failed_permanent"
-    assert [e for e, _ in report.failed] == [emails[7]]
-    assert "line break" in report.failed[0][1]
-
-
 def test_the_dry_run_plan_names_who_is_skipped_and_why(engine: Engine, settings: Settings) -> None:
     emails = add_people(engine, settings, 2)
     issue = add_issue(engine, settings)

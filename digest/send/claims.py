@@ -17,14 +17,12 @@ stop event is set, or once the policy refusals of this run reach the pause thres
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import os
 import secrets
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,8 +33,7 @@ from sqlmodel import Session
 
 from digest.db import session_scope
 from digest.models import Delivery, DeliveryStatus, Subscriber
-from digest.send.message import Recipient, new_message_id
-from digest.send.renderpool import ProcessRenderer, Rendered, RenderRequest
+from digest.send.message import Recipient
 from digest.settings import Settings
 from digest.store import deliveries as ledger
 from digest.subscribers.links import preferences_link, unsubscribe_link
@@ -88,18 +85,11 @@ def is_dead_worker(
 @dataclass(frozen=True, slots=True)
 class Job:
     """A claimed row. Its message may be built and transferred at once, but handed over
-    (the end-of-data marker) only once ``committed``, its round's commit, has resolved.
-
-    When worker processes build the messages, ``rendered`` is the round's batch and ``index``
-    this row's place in it."""
+    (the end-of-data marker) only once ``committed``, its round's commit, has resolved."""
 
     claim: ledger.Claimed
     recipient: Recipient
     committed: asyncio.Future[None]
-    date: datetime
-    message_id: str
-    rendered: asyncio.Future[list[Rendered]] | None = None
-    index: int = 0
 
 
 Next = Job | float | None  # a row to send, seconds to wait for a retry, or nothing left
@@ -119,7 +109,6 @@ class Rounds:
         progress: Progress | None,
         stop: threading.Event | None = None,
         since: datetime | None = None,
-        renderer: ProcessRenderer | None = None,
     ) -> None:
         self._engine, self._settings, self._issue_id = engine, settings, issue_id
         self._worker, self._policy, self._clock = worker, policy, clock
@@ -132,7 +121,6 @@ class Rounds:
         self._runner: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None  # a round's database error ends the run
         self._secret = settings.secret() if settings.verp_domain else b""
-        self._renderer = renderer
 
     def record(self, outcome: dict[str, Any]) -> None:
         self._outcomes.append(outcome)
@@ -190,7 +178,7 @@ class Rounds:
         outcomes: list[dict[str, Any]],
         wanted: int,
         committed: asyncio.Future[None],
-        publish: Callable[[list[Next], Future[list[Rendered]] | None], None],
+        publish: Callable[[list[Next]], None],
     ) -> None:
         """Record ``outcomes``, claim ``wanted`` rows, ``publish`` them, then commit."""
         now = self._clock()
@@ -200,7 +188,7 @@ class Rounds:
             ledger.record(session, outcomes)
             self._bounce_refusals(session, outcomes)
             if self._stop.is_set() or self.paused:
-                publish([None] * wanted, None)
+                publish([None] * wanted)
                 return
             while len(jobs) < wanted:
                 claimed = ledger.claim(
@@ -231,15 +219,7 @@ class Rounds:
                         if self._progress:
                             self._progress.advance("skipped")
                         continue
-                    jobs.append(
-                        Job(
-                            row,
-                            self._recipient(row, name),
-                            committed,
-                            date=now,
-                            message_id=new_message_id(settings=settings),
-                        )
-                    )
+                    jobs.append(Job(row, self._recipient(row, name), committed))
             if len(jobs) < wanted:
                 due = ledger.next_retry_at(
                     session, issue_id=self._issue_id, max_attempts=self._policy.max_attempts
@@ -250,15 +230,7 @@ class Rounds:
                     if seconds <= self._policy.wait_for_retries:
                         wait = seconds
                 jobs += [wait] * (wanted - len(jobs))
-            batch = None
-            if self._renderer is not None:
-                requests = [
-                    RenderRequest(j.recipient, j.date, j.message_id)
-                    for j in jobs
-                    if isinstance(j, Job)
-                ]
-                batch = self._renderer.submit(requests) if requests else None
-            publish(jobs, batch)  # the commit follows as the block ends; handovers wait for it
+            publish(jobs)  # the commit follows as the block ends; handovers wait for it
 
     def _bounce_refusals(self, session: Session, outcomes: list[dict[str, Any]]) -> None:
         """Hand each 5xx refusal among ``outcomes`` to the bounce rules (same transaction), and
@@ -315,30 +287,13 @@ class Rounds:
 
 
 def _publish(
-    loop: asyncio.AbstractEventLoop,
-    waiters: list[asyncio.Future[Next]],
-    results: list[Next],
-    batch: Future[list[Rendered]] | None,
+    loop: asyncio.AbstractEventLoop, waiters: list[asyncio.Future[Next]], results: list[Next]
 ) -> None:
     """Called in a round's thread, before its commit: give each waiting worker its result."""
-    loop.call_soon_threadsafe(_hand_out, waiters, results, batch)
+    loop.call_soon_threadsafe(_hand_out, waiters, results)
 
 
-def _hand_out(
-    waiters: list[asyncio.Future[Next]],
-    results: list[Next],
-    batch: Future[list[Rendered]] | None,
-) -> None:
-    if batch is not None:  # one loop-side future for the whole batch, not one per row
-        rendered = asyncio.wrap_future(batch)
-        jobs = (r for r in results if isinstance(r, Job))
-        placed = {id(job): index for index, job in enumerate(jobs)}
-        results = [
-            dataclasses.replace(r, rendered=rendered, index=placed[id(r)])
-            if isinstance(r, Job)
-            else r
-            for r in results
-        ]
+def _hand_out(waiters: list[asyncio.Future[Next]], results: list[Next]) -> None:
     for waiter, result in zip(waiters, results, strict=True):
         if not waiter.done():
             waiter.set_result(result)

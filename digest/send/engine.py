@@ -40,8 +40,7 @@ from digest.errors import InputError, RelayUnavailable, SendError
 from digest.models import DeliveryStatus, Issue, IssueStatus
 from digest.send.claims import Job, Rounds, is_dead_worker, worker_name
 from digest.send.dkim import DkimSigner
-from digest.send.message import MessageTemplate
-from digest.send.renderpool import IssueParts, renderer_for
+from digest.send.message import MessageTemplate, new_message_id
 from digest.send.smtp import Sender, Throttled
 from digest.settings import Settings
 from digest.store import deliveries as ledger
@@ -176,11 +175,8 @@ async def deliver(
         if limiter is not None and not limiter.unlimited:
             limiter.seed(ledger.sent_times(session, since=now - timedelta(days=1)))
         before = ledger.counts(session, issue_id=issue.id)
-    due = before[S.QUEUED.value] + before[S.FAILED_TEMPORARY.value]
     if progress:
-        progress.start(due)
-    parts = IssueParts(subject=issue.subject, html=issue.html, text=issue.text, campaign=issue.week)
-    renderer = renderer_for(settings, parts=parts, due=due)
+        progress.start(before[S.QUEUED.value] + before[S.FAILED_TEMPORARY.value])
 
     rounds = Rounds(
         engine,
@@ -193,7 +189,6 @@ async def deliver(
         progress=progress,
         stop=halt,
         since=now,
-        renderer=renderer,
     )
     stopping: list[str] = []
 
@@ -246,8 +241,6 @@ async def deliver(
             await rounds.settle()
         finally:
             rounds.flush()
-            if renderer is not None:
-                await asyncio.to_thread(renderer.close)
     if stopping or rounds.paused:
         report.paused = stopping[0] if stopping else rounds.paused
         report.paused_by_policy = not stopping
@@ -304,16 +297,10 @@ async def _send_one(
     """
     row, recipient = job.claim, job.recipient
     now = clock()
-    message_id = job.message_id
+    message_id = new_message_id(settings=settings)
     attempts = row.attempts + 1
     try:
-        if job.rendered is None:
-            data: bytes = template.render(recipient, date=job.date, message_id=message_id)
-        else:  # built by a worker process; shielded like the commit below
-            built = (await asyncio.shield(job.rendered))[job.index]
-            if isinstance(built, str):
-                raise InputError(built)
-            data = built
+        data = template.render(recipient, date=now, message_id=message_id)
         await sender.send(
             envelope_from=template.envelope_from(recipient),
             recipients=[recipient.email],
