@@ -185,6 +185,7 @@ class Runner:
         self.leading = threading.Event()
         self.terms = 0  # how many times this runner became the leader
         self.stopped_by = "a stop request"
+        self._said_stopping = False
 
     def request_stop(self) -> None:
         """Ask the runner to finish the running unit of work and exit."""
@@ -214,6 +215,7 @@ class Runner:
             finally:
                 self.leading.clear()
                 self._release()
+        self._say_stopping()  # also when stopped on standby or before firing anything
         log.info("scheduler stopped cleanly")
         return 0
 
@@ -227,7 +229,7 @@ class Runner:
         for run in next_runs(self.settings, now=now):
             when = "now (start-up catch-up)" if first[run.id] else run.next_run.isoformat()
             log.info("job %-15s %-13s next: %s", run.id, run.trigger, when)
-        if self.stop.is_set():
+        if self.stop.is_set():  # asked to stop while loading: fire nothing
             return
         scheduler.start()  # fires jobs from its own thread
         self.leading.set()
@@ -257,7 +259,12 @@ class Runner:
                     continue
             log.error("lost the scheduler lease: stopping jobs and returning to standby")
             return
-        log.info("received %s: finishing the running job, then exiting", self.stopped_by)
+        self._say_stopping()
+
+    def _say_stopping(self) -> None:
+        if not self._said_stopping:  # once: by the leader when it notices, else on the way out
+            self._said_stopping = True
+            log.info("received %s: finishing the running job, then exiting", self.stopped_by)
 
     def _try_acquire(self) -> bool:
         try:

@@ -5,6 +5,7 @@ the signal handler; its lease-keeping thread died, leaving the scheduler running
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -133,3 +134,23 @@ def test_a_leader_unable_to_renew_for_a_whole_lease_period_steps_down(
     assert status == [0]
     assert lease.released == runner.terms
     assert "lost the scheduler lease" in caplog.text
+
+
+@sqlite_only
+def test_a_stop_while_the_new_leader_gets_ready_fires_no_job_and_says_so(
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import jobs.scheduler
+
+    lease = UnrenewableLease()
+    runner = Runner(settings, engine=engine, notifier=MemoryNotifier(), lease=lease)
+    # SIGTERM lands while the leader loads the task modules, before its scheduler starts.
+    monkeypatch.setattr(jobs.scheduler, "load_task_modules", runner.request_stop)
+    caplog.set_level(logging.INFO, logger="digest.scheduler")
+    assert runner.run() == 0
+    assert "received a stop request: finishing the running job" in caplog.text
+    assert "starting" not in caplog.text  # no job fired
+    assert (runner.terms, lease.released) == (1, 1)
