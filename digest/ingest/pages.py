@@ -1,7 +1,8 @@
 """Article pages (HTML) into clean articles: the body text and the page's metadata.
 
-trafilatura finds the main text; digest then chooses between its precise and its recall-oriented
-reading, falls back to the page's plain paragraphs when both miss most of the article, and
+trafilatura finds the main text of the page without its dialogs, popups and tooltips; digest then
+chooses between its precise and its recall-oriented reading, falls back to the page's plain
+paragraphs (outside navigation, sidebars and comment threads) when both miss most of it, and
 removes what trafilatura lets through: repeated blocks, "Read more:" cross-links, caption and
 credit lines, and the trailing sections that follow an article (related stories, author boxes,
 share bars, newsletter and comment blocks). The line classifier then gives a second reading of
@@ -132,9 +133,10 @@ def clean_html(
             f"the page{where} is in language {meta.language!r}, not one of {accepted} "
             "(set DIGEST_INGEST_LANGUAGES to accept it)"
         )
-    visible = lxml.html.tostring(readings.without_hidden(tree), encoding="unicode")
+    shown = readings.without_hidden(tree)
+    visible = lxml.html.tostring(shown, encoding="unicode")
     document = _trafilatura(visible, url=url)
-    lines = _body_lines(visible, precise=document.get("text") or "")
+    lines = _body_lines(visible, precise=document.get("text") or "", tree=shown)
     lines, caption_credit = _split_credits(lines, captions=meta.captions)
     second, scores = readings.second_opinion(tree, article=lines, url=url, models=models)
     if second is not None and readings.prefer_second(lines, second.paragraphs):
@@ -190,14 +192,17 @@ def _trafilatura(html: str, *, url: str | None) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _body_lines(html: str, *, precise: str) -> list[str]:
-    """The article's paragraphs, chosen and trimmed as the module docstring says."""
+def _body_lines(html: str, *, precise: str, tree: lxml.html.HtmlElement) -> list[str]:
+    """The article's paragraphs, chosen and trimmed as the module docstring says. The plain
+    paragraphs come from ``tree`` less its boilerplate regions (``readings.without_boilerplate``:
+    comment threads are paragraphs too)."""
     chosen = _lines(precise)
     recall = _lines(trafilatura.extract(html, include_comments=False, favor_recall=True) or "")
     if readings.count(chosen) < _RECALL_RATIO * readings.count(recall):
         chosen = recall
     try:
-        plain = _lines(trafilatura.baseline(html)[1])
+        pruned = readings.without_boilerplate(tree, article=readings.trigrams(chosen))
+        plain = _lines(trafilatura.baseline(pruned)[1])
     except (ValueError, TypeError, etree.LxmlError):
         plain = []
     enough = readings.count(plain) >= _BASELINE_MIN_WORDS
