@@ -127,7 +127,7 @@ def _row(name: str, rows: list[Score], rate: float | None) -> str:
     leak = sum(leaks) / max(1, len(leaks))
     kept = sum(keeps) / max(1, len(keeps))
     speed = f"{rate:8.1f}" if rate is not None else f"{'':>8}"
-    return f"{name:34} {p:6.3f} {r_:6.3f} {f:6.3f} {leak:6.1%} {kept:6.1%} {speed}"
+    return f"{name:40} {p:6.3f} {r_:6.3f} {f:6.3f} {leak:6.1%} {kept:6.1%} {speed}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(_one, pages, chunksize=8))
     print(f"{len(results)} pages from {corpus_dir()} (WCXB dev, Murrough Foley, CC-BY-4.0)")
-    print(f"{'system':34} {'P':>6} {'R':>6} {'F1':>6} {'leak':>6} {'kept':>6} {'pages/s':>8}")
+    print(f"{'system':40} {'P':>6} {'R':>6} {'F1':>6} {'leak':>6} {'kept':>6} {'pages/s':>8}")
     for name in SYSTEMS:
         rows = [scores[name] for _, scores, _ in results]
         rate = len(rows) / max(1e-9, sum(sec[name] for _, _, sec in results))
