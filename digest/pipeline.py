@@ -236,9 +236,9 @@ def edit_issue(
     amount: float | None = None,
 ) -> BuildResult:
     """Record an editor's change on a draft (pin, drop, move, blurb, subject, preheader,
-    boost), then
-    rebuild the draft over its own window and as of its build time, so only the edit (and any
-    article ingested since) changes it. ``item`` is a 1-based position in the issue.
+    boost), then rebuild the draft over its own window and as of its build time, so only the
+    edit (and any article ingested since) changes it. ``item`` is a 1-based position in the
+    issue. If the rebuild fails, the stored edits are put back as they were.
 
     Raises StateError for an issue that is not a draft, NotFound for an unknown issue, item or
     article, InputError for empty wording.
@@ -257,16 +257,23 @@ def edit_issue(
             article_id = item_store.item_at(session, issue=issue, position=item).article_id
         elif article_id is not None:
             item_store.article(session, article_id)
+        before = item_store.edit_rows(session, issue.id)
         item_store.record_edit(
             session, issue_id=issue.id, kind=kind, now=now, article_id=article_id,
             position=position, text=text.strip() if text else None, amount=amount,
         )  # fmt: skip
-        week, built_at = issue.week, issue.built_at or now
+        issue_id, week, built_at = issue.id, issue.week, issue.built_at or now
         window = (issue.window_start, issue.window_end)
-    result = build_issue(
-        settings=settings, now=built_at, week=week, force=True,
-        window=window if window[0] and window[1] else None,  # type: ignore[arg-type]
-    )  # fmt: skip
+    try:
+        result = build_issue(
+            settings=settings, now=built_at, week=week, force=True,
+            window=window if window[0] and window[1] else None,  # type: ignore[arg-type]
+        )  # fmt: skip
+    except BaseException:
+        # The draft stays as it was built, so the edits it reflects stay as they were too.
+        with session_scope(engine) as session:
+            item_store.restore_edits(session, issue_id=issue_id, rows=before)
+        raise
     what = f"{kind} of article {article_id}" if article_id is not None else f"new {kind}"
     return replace(result, message=f"{what} recorded; {result.message}")
 

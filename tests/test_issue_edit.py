@@ -146,6 +146,32 @@ def test_a_pinned_article_joins_the_draft_and_survives_a_rebuild(draft) -> None:
     assert "Choir wins regional contest" in _issue(settings).html
 
 
+def test_an_edit_whose_rebuild_fails_is_undone_and_the_earlier_edit_stays(  # type: ignore[no-untyped-def]
+    draft, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import digest.pipeline as pipeline
+    from digest.errors import DigestError
+    from digest.models import IssueEdit
+
+    settings, ids = draft
+    choir = ids["Choir wins regional contest"]
+    edit_issue(settings=settings, now=NOW, ref=WEEK, kind=EditKind.PIN, article_id=choir)
+    html = _issue(settings).html
+
+    def broken_rebuild(**_: object) -> None:
+        # Injected: a rebuild's real failures (a template error, a database that goes away)
+        # cannot be caused on demand here.
+        raise DigestError("rendering failed")
+
+    monkeypatch.setattr(pipeline, "build_issue", broken_rebuild)
+    with pytest.raises(DigestError, match="rendering failed"):  # the drop replaces the pin
+        edit_issue(settings=settings, now=NOW, ref=WEEK, kind=EditKind.DROP, article_id=choir)
+    with _session(settings) as session:
+        edits = session.exec(select(IssueEdit)).all()
+    assert [(e.kind, e.article_id) for e in edits] == [(EditKind.PIN, choir)]
+    assert _issue(settings).html == html
+
+
 def test_a_dropped_story_leaves_and_the_next_best_fills_in_even_after_a_rebuild(draft) -> None:  # type: ignore[no-untyped-def]
     settings, ids = draft
     before = _titles(settings)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from digest.errors import NotFound, StateError
@@ -102,6 +103,21 @@ def record_edit(
     session.add(edit)
     session.flush()
     return edit
+
+
+def edit_rows(session: Session, issue_id: int) -> list[dict[str, Any]]:
+    """The issue's stored edits as plain rows (to put back with ``restore_edits``)."""
+    table = IssueEdit.__table__  # type: ignore[attr-defined]
+    query = sa.select(table).where(table.c.issue_id == issue_id)
+    return [dict(row) for row in session.execute(query).mappings()]
+
+
+def restore_edits(session: Session, *, issue_id: int, rows: list[dict[str, Any]]) -> None:
+    """Make the issue's edits exactly ``rows`` again (an edit whose rebuild failed is undone)."""
+    table = IssueEdit.__table__  # type: ignore[attr-defined]
+    session.execute(sa.delete(table).where(table.c.issue_id == issue_id))
+    if rows:
+        session.execute(sa.insert(table), rows)
 
 
 def item_at(session: Session, *, issue: Issue, position: int) -> IssueItem:
