@@ -220,8 +220,12 @@ class Runner:
         return 0
 
     def _lead(self) -> None:
-        log.info("leader (%s): scheduling in %s", self.lease.holder, self.settings.timezone)
+        # Usually loaded on standby already; a scheduler that got the lease at once loads them
+        # now, then makes sure the lease is still its own (loading may outlast a short lease).
         load_task_modules()
+        if self.stop.is_set() or not self._try_acquire():
+            return
+        log.info("leader (%s): scheduling in %s", self.lease.holder, self.settings.timezone)
         now = utcnow()
         scheduler = make_scheduler(self.ctx, now=now)
         self.terms += 1
@@ -229,8 +233,6 @@ class Runner:
         for run in next_runs(self.settings, now=now):
             when = "now (start-up catch-up)" if first[run.id] else run.next_run.isoformat()
             log.info("job %-15s %-13s next: %s", run.id, run.trigger, when)
-        if self.stop.is_set():  # asked to stop while loading: fire nothing
-            return
         scheduler.start()  # fires jobs from its own thread
         self.leading.set()
         try:

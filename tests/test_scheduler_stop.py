@@ -137,7 +137,7 @@ def test_a_leader_unable_to_renew_for_a_whole_lease_period_steps_down(
 
 
 @sqlite_only
-def test_a_stop_while_the_new_leader_gets_ready_fires_no_job_and_says_so(
+def test_a_stop_while_a_new_leader_gets_ready_fires_no_job_and_says_so(
     settings: Settings,
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
@@ -147,10 +147,50 @@ def test_a_stop_while_the_new_leader_gets_ready_fires_no_job_and_says_so(
 
     lease = UnrenewableLease()
     runner = Runner(settings, engine=engine, notifier=MemoryNotifier(), lease=lease)
-    # SIGTERM lands while the leader loads the task modules, before its scheduler starts.
+    # SIGTERM lands while the new leader loads the task modules, before its scheduler starts.
     monkeypatch.setattr(jobs.scheduler, "load_task_modules", runner.request_stop)
     caplog.set_level(logging.INFO, logger="digest.scheduler")
     assert runner.run() == 0
     assert "received a stop request: finishing the running job" in caplog.text
     assert "starting" not in caplog.text  # no job fired
-    assert (runner.terms, lease.released) == (1, 1)
+    assert (runner.terms, lease.released) == (0, 1)
+
+
+class TakenWhileLoading:
+    """Granted at first; by the time the new leader has loaded its modules and asks again,
+    another scheduler holds it."""
+
+    holder = "test:slow-loader"
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def try_acquire(self, *, now: datetime) -> bool:
+        self.asked += 1
+        return self.asked == 1
+
+    def renew(self, *, now: datetime) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+@sqlite_only
+def test_a_leader_whose_lease_was_taken_while_it_loaded_stands_by_instead(
+    settings: Settings, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    lease = TakenWhileLoading()
+    runner = Runner(settings, engine=engine, notifier=MemoryNotifier(), lease=lease, poll=0.01)
+    caplog.set_level(logging.INFO, logger="digest.scheduler")
+    thread, status = run_in_thread(runner)
+    try:
+        assert eventually(lambda: lease.asked >= 3, within=BOUND)  # polling on standby
+    finally:
+        runner.request_stop()
+        thread.join(timeout=BOUND)
+    assert not thread.is_alive()
+    assert status == [0]
+    assert runner.terms == 0
+    assert "standby: another scheduler holds the lease" in caplog.text
+    assert "leader (" not in caplog.text
