@@ -124,6 +124,17 @@ def test_a_long_comment_thread_does_not_replace_the_article() -> None:
     assert result.paragraphs == PARAGRAPHS
 
 
+def test_a_dialog_inside_the_article_is_not_read_as_article_text() -> None:
+    dialog = (
+        "<div class='republish-modal' role='dialog'><p>You are welcome to republish this story "
+        "for free on your own website under our licence, as long as you credit the reporter and "
+        "keep every link in the text exactly as it appears on our own pages.</p></div>"
+    )
+    page = article_page().replace(f"<p>{PARAGRAPHS[3]}</p>", f"{dialog}<p>{PARAGRAPHS[3]}</p>")
+    result = clean_html(page)
+    assert result.paragraphs == PARAGRAPHS
+
+
 def test_it_keeps_going_through_malformed_markup() -> None:
     page = article_page().replace("</p>", "", 3).replace("</article>", "<div><span>")
     result = clean_html(page)
