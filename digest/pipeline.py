@@ -63,14 +63,17 @@ def ingest_all(
     now: datetime,
     names: Sequence[str] | None = None,
     on_source: Callable[..., None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestReport:
     """Fetch every due source (or the named ones) and store their articles; one transaction
-    per source, failures recorded on the source row. See ``digest.ingest.run.ingest_sources``."""
+    per source, failures recorded on the source row; no new source after ``stop`` is set.
+    See ``digest.ingest.run.ingest_sources``."""
     from digest.ingest.run import ingest_sources
 
     return ingest_sources(
-        make_engine(settings), settings=settings, now=now, names=names, on_source=on_source
-    )
+        make_engine(settings), settings=settings, now=now, names=names, on_source=on_source,
+        stop=stop,
+    )  # fmt: skip
 
 
 # --- build ----------------------------------------------------------------------------------

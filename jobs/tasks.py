@@ -250,7 +250,7 @@ def ingest(ctx: TaskContext) -> str:
     and pages over HTTP, dumps and saved files from disk, one transaction per source."""
     from digest.pipeline import ingest_all
 
-    return ingest_all(settings=ctx.settings, now=ctx.clock()).summary()
+    return ingest_all(settings=ctx.settings, now=ctx.clock(), stop=ctx.stop).summary()
 
 
 def bounces(ctx: TaskContext) -> str:
@@ -268,7 +268,7 @@ def bounces(ctx: TaskContext) -> str:
         return f"bounce mailbox not read: {exc}"
     for alert in report.alerts:
         ctx.notifier.tell("bounce alert", alert)
-    return f"{report.messages} message(s) read, {len(report.outcomes)} bounced recipient(s)"
+    return report.summary()
 
 
 def expire_pending(ctx: TaskContext) -> str:

@@ -228,6 +228,25 @@ def test_only_due_sources_are_polled(settings: Settings, server: LocalServer) ->
     assert (first.sources, soon.sources, later.sources) == (1, 0, 1)
 
 
+def test_a_stop_request_ends_the_run_between_sources_and_the_rest_stay_due(
+    settings: Settings, server: LocalServer
+) -> None:
+    import threading
+
+    add(settings, "Harbour", server.url("/feed.xml"))
+    add(settings, "Coast", server.url("/wire.xml"))
+    engine = make_engine(settings)
+    stop = threading.Event()
+    start = datetime(2024, 5, 14, 8, tzinfo=UTC)
+    first = ingest_sources(  # SIGTERM arrives while the first source is being stored
+        engine, settings=settings, now=start, stop=stop, on_source=lambda *_: stop.set()
+    )
+    assert (first.sources, first.left) == (1, 1)
+    assert "1 source(s) left for the next run" in first.summary()
+    rest = ingest_sources(engine, settings=settings, now=start)
+    assert (rest.sources, rest.left) == (1, 0)  # the one left is still due, the other is not
+
+
 def test_files_can_be_given_as_paths(settings: Settings, tmp_path: object) -> None:
     from pathlib import Path
 

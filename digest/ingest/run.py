@@ -9,6 +9,7 @@ article that repeats one first seen in the last two weeks gets ``duplicate_of_id
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ class IngestReport:
     sources: int = 0  # sources polled
     not_modified: int = 0  # feeds that answered 304
     failed: list[tuple[str, str]] = field(default_factory=list)
+    left: int = 0  # sources not polled because a stop was requested (they stay due)
 
     def count(self, outcome: UpsertOutcome) -> None:
         if outcome is UpsertOutcome.NEW:
@@ -77,6 +79,8 @@ class IngestReport:
             text += f"; {len(self.failed)} failed: " + "; ".join(
                 f"{label}: {reason}" for label, reason in self.failed[:5]
             )
+        if self.left:
+            text += f"; stopped on request with {self.left} source(s) left for the next run"
         return text
 
 
@@ -206,10 +210,12 @@ def ingest_sources(
     names: Sequence[str] | None = None,
     fetcher: Fetcher | None = None,
     on_source: Callable[[Source, IngestReport], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestReport:
     """Poll the named sources (all that are due when ``names`` is None) and store their
     articles, one transaction per source. Raises NotFound for an unknown name; every other
-    failure is recorded on the source and in the report."""
+    failure is recorded on the source and in the report. Once ``stop`` is set no further
+    source is started; the ones left stay due (``report.left``)."""
     from digest.store.schedule import sources_due
 
     with session_scope(engine) as session:
@@ -223,7 +229,10 @@ def ingest_sources(
     own_fetcher = fetcher is None
     fetch = fetcher or Fetcher.from_settings(settings)
     try:
-        for source in chosen:
+        for position, source in enumerate(chosen):
+            if stop is not None and stop.is_set():
+                report.left = len(chosen) - position
+                break
             part = _ingest_source(engine, source, fetcher=fetch, index=index, now=now,
                                   languages=accepted_languages(settings))  # fmt: skip
             report.merge(part)
