@@ -3,6 +3,7 @@ every entry point calls :func:`make_engine`, which upgrades the schema on first 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +45,8 @@ def make_engine(settings: Settings, *, upgrade_schema: bool = True) -> Engine:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = cached or _new_engine(url)
     if upgrade_schema and url not in _upgraded:
-        upgrade(engine)
+        if not _at_head(engine):
+            upgrade(engine)
         _upgraded.add(url)
     _engines[url] = engine
     return engine
@@ -62,6 +64,32 @@ def _new_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*=\s*['"]?(\w+)""", re.MULTILINE)
+
+
+def head_revision() -> str:
+    """The newest migration's id, read from the migration files (no Alembic import: every CLI
+    command asks this once, and importing Alembic costs more than the command itself)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for match in _REVISION_LINE.finditer(path.read_text()):
+            (revisions if match[1] == "revision" else parents).add(match[2])
+    (head,) = revisions - parents
+    return head
+
+
+def _at_head(engine: Engine) -> bool:
+    """True when the database's schema is the newest migration's (False also when the
+    database cannot be read: then ``upgrade`` says why)."""
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            return version.scalar() == head_revision()
+    except sa.exc.DBAPIError:
+        return False
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
