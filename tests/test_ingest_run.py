@@ -138,6 +138,17 @@ def test_an_unchanged_feed_costs_one_304(settings: Settings, server: LocalServer
     assert source_row(settings, "Harbour").etag == '"v1"'
 
 
+def test_an_unchanged_page_costs_one_304_too(settings: Settings, server: LocalServer) -> None:
+    server.routes["/story"] = Route(page(OTHER), etag='"p1"')
+    add(settings, "Library", server.url("/story"), "--kind", "page")
+    first = cli(settings, "ingest", "--source", "Library", "--json")
+    second = cli(settings, "ingest", "--source", "Library", "--json")
+    assert first["new"] == 1
+    assert second == {**second, "new": 0, "updated": 0, "not_modified": 1}
+    assert [r.status for r in server.requests if r.path == "/story"] == [200, 304]
+    assert source_row(settings, "Library").etag == '"p1"'
+
+
 def test_the_same_article_again_updates_its_row(settings: Settings, server: LocalServer) -> None:
     add(settings, "Harbour", server.url("/feed.xml"))
     cli(settings, "ingest", "--json")

@@ -1,10 +1,10 @@
 """Poll one source: fetch or read it and turn it into articles, without touching the store.
 
-A feed by URL is fetched conditionally (an unchanged feed is one 304 and no items); teaser
-entries of a source with ``fetch_full`` are completed from their linked page. A page by URL is
-fetched and cleaned. Anything kept as files (dumps, saved pages, feed files) is read from disk.
-Source-level failures raise ``DigestError``; a single bad entry becomes an ``Item`` with an
-error, and the rest of the source goes on.
+A feed or a page by URL is fetched conditionally (ETag / Last-Modified: an unchanged one is one
+304 and no items); teaser entries of a feed with ``fetch_full`` are completed from their linked
+page, and a page is cleaned. Anything kept as files (dumps, saved pages, feed files) is read
+from disk. Source-level failures raise ``DigestError``; a single bad entry becomes an ``Item``
+with an error, and the rest of the source goes on.
 """
 
 from __future__ import annotations
@@ -49,20 +49,22 @@ def poll(
     cannot be read: unreachable, not a feed, a page without an article, a missing path."""
     location = source.location
     if is_url(location):
-        if source.kind == SourceKind.PAGE:  # a StrEnum: equal to the stored text too
-            got = fetcher.get(location)
+        page = source.kind == SourceKind.PAGE  # a StrEnum: equal to the stored text too
+        got = fetcher.get(
+            location, etag=source.etag, last_modified=source.last_modified,
+            accept=None if page else FEED_ACCEPT,
+        )  # fmt: skip
+        if got.not_modified:  # an unchanged feed or page costs one 304
+            return Polled(not_modified=True, etag=got.etag or source.etag,
+                          last_modified=got.last_modified or source.last_modified)  # fmt: skip
+        if page:
             article = clean_page(
                 got.content, url=got.url, charset=got.charset, max_bytes=fetcher.max_bytes,
                 languages=languages,
             )  # fmt: skip
-            return Polled(items=[Item(f"{source.name}: {article.title[:60]}", article=article)])
-        got = fetcher.get(
-            location, etag=source.etag, last_modified=source.last_modified, accept=FEED_ACCEPT
-        )
-        if got.not_modified:
-            return Polled(not_modified=True, etag=got.etag or source.etag,
-                          last_modified=got.last_modified or source.last_modified)  # fmt: skip
-        items = list(_feed_items(source, got, fetcher=fetcher, languages=languages))
+            items = [Item(f"{source.name}: {article.title[:60]}", article=article)]
+        else:
+            items = list(_feed_items(source, got, fetcher=fetcher, languages=languages))
         return Polled(items=items, etag=got.etag, last_modified=got.last_modified)
     path = Path(location).expanduser()
     if not path.exists():
