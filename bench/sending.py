@@ -150,6 +150,21 @@ def addresses(n: int) -> list[tuple[str, str, str]]:
 # --- scenarios (each runs in a child process) -----------------------------------------------------
 
 
+def issue_template(issue: Issue, settings: Any) -> Any:
+    """digest's per-issue template for the sample issue, DKIM-signed with the bench key."""
+    from digest.send.dkim import DkimSigner
+    from digest.send.message import MessageTemplate
+
+    return MessageTemplate.build(
+        subject=issue.subject,
+        html=issue.html,
+        text=issue.text,
+        settings=settings,
+        campaign="2017-W11",
+        signer=DkimSigner.from_settings(settings),
+    )
+
+
 def naive_message(issue: Issue, to: str, name: str, url: str, key: bytes) -> bytes:
     import dkim
 
@@ -199,17 +214,9 @@ def run_scenario(name: str, *, port: int, n: int, connections: int, work: Path) 
     settings = bench_settings(work, port, connections)
 
     if name == "smtplib":
-        from digest.send.dkim import DkimSigner
-        from digest.send.message import MessageTemplate, Recipient
+        from digest.send.message import Recipient
 
-        template = MessageTemplate.build(
-            subject=issue.subject,
-            html=issue.html,
-            text=issue.text,
-            settings=settings,
-            campaign="2017-W11",
-            signer=DkimSigner.from_settings(settings),
-        )
+        template = issue_template(issue, settings)
         now = datetime.now(UTC)
         built = [
             (to, template.render(Recipient(to, nm, url, url), date=now, message_id=f"<{i}@x>"))
@@ -236,19 +243,11 @@ def run_scenario(name: str, *, port: int, n: int, connections: int, work: Path) 
         return _result(start_cpu, start, n)
 
     if name == "pool":
-        from digest.send.dkim import DkimSigner
-        from digest.send.message import MessageTemplate, Recipient
+        from digest.send.message import Recipient
         from digest.send.smtp import SmtpPool
 
         async def go_pool() -> None:
-            template = MessageTemplate.build(
-                subject=issue.subject,
-                html=issue.html,
-                text=issue.text,
-                settings=settings,
-                campaign="2017-W11",
-                signer=DkimSigner.from_settings(settings),
-            )
+            template = issue_template(issue, settings)
             pool = SmtpPool(settings)
             queue = list(reversed(people))
 
@@ -299,22 +298,14 @@ def _result(start_cpu: float, start: float, n: int) -> dict[str, Any]:
 
 def build_cost(work: Path, n: int) -> dict[str, float]:
     """CPU per message of building + signing alone (no network), ours against the naive path."""
-    from digest.send.dkim import DkimSigner
-    from digest.send.message import MessageTemplate, Recipient
+    from digest.send.message import Recipient
 
     issue = Issue(**json.loads((work / "issue.json").read_text()))
     key = (work / "bench.pem").read_bytes()
     settings = bench_settings(work, 0, 1)
     people = addresses(n)
     start = time.process_time()
-    template = MessageTemplate.build(
-        subject=issue.subject,
-        html=issue.html,
-        text=issue.text,
-        settings=settings,
-        campaign="2017-W11",
-        signer=DkimSigner.from_settings(settings),
-    )
+    template = issue_template(issue, settings)
     now = datetime.now(UTC)
     size = 0
     for i, (to, nm, url) in enumerate(people):
