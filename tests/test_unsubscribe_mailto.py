@@ -120,6 +120,9 @@ def test_a_mailed_request_unsubscribes_like_one_click_and_is_recorded_as_mailto(
     assert status(session, sid) is SubscriberStatus.UNSUBSCRIBED
     last = events(session, sid)[-1]
     assert (last.source, last.to_status, last.list_id) == ("mailto", "unsubscribed", "friday")
+    assert last.evidence == (
+        "unsubscribe request by mail from ann@example.net (Message-ID <unsub-1@mail.example.net>)"
+    )
     reasons = [(s.scope, s.reason) for s in session.exec(select(Suppression)).all()]
     assert reasons == [("friday", "unsubscribed")]
 
@@ -254,3 +257,24 @@ def test_the_cli_counts_requests_beside_bounces_and_prints_a_refusal_as_one_line
         ("unsubscribe", "refused"),
     ]
     assert status(session, sid) is SubscriberStatus.UNSUBSCRIBED
+
+
+def test_the_evidence_names_the_sender_and_message_and_keeps_out_control_characters(
+    settings: Settings,
+) -> None:
+    from digest.bounces.mailto import request_of
+
+    named = (
+        b"From: Ann Reader <ann@example.net>\r\nTo: unsubscribe@news.example.org\r\n"
+        b"Subject: unsubscribe-abc.def\r\nMessage-ID: <m1\x07@mail.example.net>\r\n\r\nbye\r\n"
+    )
+    bare = b"To: unsubscribe@news.example.org\r\nSubject: unsubscribe-abc.def\r\n\r\nbye\r\n"
+
+    first = request_of(named, source="INBOX/1", settings=settings)
+    second = request_of(bare, source="INBOX/2", settings=settings)
+
+    assert first is not None and second is not None
+    assert first.evidence == (
+        "unsubscribe request by mail from ann@example.net (Message-ID <m1@mail.example.net>)"
+    )
+    assert second.evidence == "unsubscribe request by mail from an unnamed sender (Message-ID none)"

@@ -45,10 +45,20 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$")
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A message sent to the unsubscribe address; ``token`` is None when its subject holds none."""
+    """A message sent to the unsubscribe address; ``token`` is None when its subject holds none.
+    ``sender`` and ``message_id`` are what its header says (empty when missing)."""
 
     source: str
     token: str | None
+    sender: str = ""
+    message_id: str = ""
+
+    @property
+    def evidence(self) -> str:
+        """The consent log's record of this request: who mailed it, and which message it was."""
+        sender = self.sender or "an unnamed sender"
+        message_id = self.message_id or "none"
+        return f"unsubscribe request by mail from {sender} (Message-ID {message_id})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +106,19 @@ def request_of(raw: bytes, *, source: str, settings: Settings) -> Request | None
         return None
     found = _SUBJECT.match(_subject(head))
     token = found.group(1) if found else ""
-    return Request(source=source, token=token if _TOKEN.match(token) else None)
+    senders = getaddresses([str(v) for v in head.get_all("From", [])])
+    return Request(
+        source=source,
+        token=token if _TOKEN.match(token) else None,
+        sender=_printable(senders[0][1] if senders else ""),
+        message_id=_printable(str(head.get("Message-ID", "")).strip()),
+    )
+
+
+def _printable(value: str, *, limit: int = 200) -> str:
+    """A header value from the outside as it may go into the log: no control characters,
+    bounded in length."""
+    return "".join(c for c in value if c.isprintable())[:limit]
 
 
 def plan(request: Request, *, settings: Settings) -> UnsubscribeOutcome:
@@ -129,8 +151,9 @@ def apply_request(
     assert request.token is not None  # _subscriber_id checked it
     try:
         subscriber = service.unsubscribe(
-            session, settings=settings, token=request.token, source=SOURCE, now=now
-        )
+            session, settings=settings, token=request.token, source=SOURCE, now=now,
+            evidence=request.evidence,
+        )  # fmt: skip
     except NotFound as exc:  # deleted between the two reads
         return _logged(_refused(request, str(exc)))
     changed = was in (SubscriberStatus.PENDING.value, SubscriberStatus.CONFIRMED.value)

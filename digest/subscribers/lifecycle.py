@@ -244,8 +244,10 @@ def withdraw(
     now: datetime,
     ip: str | None,
     user_agent: str | None,
+    evidence: str | None = None,
 ) -> bool:
-    """Unsubscribe (idempotent). Returns True when the status changed."""
+    """Unsubscribe (idempotent). Returns True when the status changed. ``evidence`` says what
+    the request was (a mailed request's sender and Message-ID) and goes into the consent log."""
     if subscriber.erased_at is not None:
         return False
     consent.suppress(
@@ -262,6 +264,7 @@ def withdraw(
             now=now,
             ip=ip,
             user_agent=user_agent,
+            evidence=evidence,
             list_id=newsletter,
         )
     except ConsentError:
@@ -281,6 +284,7 @@ def unsubscribe(
     now: datetime,
     ip: str | None = None,
     user_agent: str | None = None,
+    evidence: str | None = None,
 ) -> Subscriber:
     """Unsubscribe the person an unsubscribe token names, from that token's newsletter only.
 
@@ -296,6 +300,7 @@ def unsubscribe(
         now=now,
         ip=ip,
         user_agent=user_agent,
+        evidence=evidence,
     )
     return subscriber
 
