@@ -26,6 +26,7 @@ from email.utils import getaddresses
 
 from sqlmodel import Session
 
+from digest.bounces.mime import clean_id
 from digest.errors import InputError, NotFound
 from digest.models import SubscriberStatus
 from digest.settings import Settings
@@ -111,7 +112,7 @@ def request_of(raw: bytes, *, source: str, settings: Settings) -> Request | None
         source=source,
         token=token if _TOKEN.match(token) else None,
         sender=_printable(senders[0][1] if senders else ""),
-        message_id=_printable(str(head.get("Message-ID", "")).strip()),
+        message_id=_printable(clean_id(head.get("Message-ID")) or ""),
     )
 
 
