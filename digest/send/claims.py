@@ -274,20 +274,27 @@ class Rounds:
         return reason or "no longer eligible (consent or suppression changed)"
 
     def _recipient(self, row: ledger.Claimed, name: str) -> Recipient:
-        settings = self._settings
-        verp = None
-        if settings.verp_domain:
-            from digest.bounces.verp import verp_token
+        return recipient_for(row, name, settings=self._settings, secret=self._secret)
 
-            verp = verp_token(row.delivery_id, secret=self._secret)
-        return Recipient(
-            email=row.email,
-            name=name,
-            unsubscribe_url=unsubscribe_link(settings=settings, subscriber_id=row.subscriber_id),
-            preferences_url=preferences_link(settings=settings, subscriber_id=row.subscriber_id),
-            delivery_id=row.delivery_id,
-            verp_token=verp,
-        )
+
+def recipient_for(
+    row: ledger.Claimed, name: str, *, settings: Settings, secret: bytes
+) -> Recipient:
+    """What a message to ``row``'s subscriber needs: address, name, links, VERP token
+    (``secret``: the token key, read once per send; empty without VERP)."""
+    verp = None
+    if settings.verp_domain:
+        from digest.bounces.verp import verp_token
+
+        verp = verp_token(row.delivery_id, secret=secret)
+    return Recipient(
+        email=row.email,
+        name=name,
+        unsubscribe_url=unsubscribe_link(settings=settings, subscriber_id=row.subscriber_id),
+        preferences_url=preferences_link(settings=settings, subscriber_id=row.subscriber_id),
+        delivery_id=row.delivery_id,
+        verp_token=verp,
+    )
 
 
 def _publish(

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from digest.db import session_scope
 from digest.errors import InputError, RelayUnavailable, SendError
 from digest.models import DeliveryStatus, Issue, IssueStatus
+from digest.send import prebuild
 from digest.send.claims import Job, Rounds, is_dead_worker, worker_name
 from digest.send.dkim import DkimSigner
 from digest.send.message import MessageTemplate, new_message_id
@@ -64,6 +65,7 @@ class SendPolicy:
     resend_uncertain: bool = False
     stale_after: timedelta = timedelta(minutes=15)  # a claim by another machine counts as dead
     gather_wait: float = 0.001  # a round waits this long for more workers when few are waiting
+    prebuild_from: int = 200  # build messages ahead in a child process from this many due rows
 
     def backoff(self, attempts: int) -> float:
         """Seconds before attempt ``attempts + 1``: exponential, capped, with ±50 % jitter."""
@@ -90,6 +92,7 @@ class SendReport:
     paused_by_policy: bool = False  # paused for policy refusals (not for the relay)
     stopped: bool = False  # the stop event ended the run with rows still queued
     check_warnings: list[str] = field(default_factory=list)  # failed checks sent past (force)
+    built_ahead: int = 0  # messages that the prebuild child built (see send.prebuild)
     counts: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -192,6 +195,19 @@ async def deliver(
         since=now,
     )
     stopping: list[str] = []
+    prebuilt = None
+    due = before[S.QUEUED.value]
+    if policy.prebuild_from and due >= policy.prebuild_from and prebuild.available():
+        prebuilt = prebuild.Prebuilder(stock=4 * settings.smtp_connections)
+        prebuilt.start(
+            engine,
+            template=template,
+            settings=settings,
+            issue_id=issue.id,
+            secret=settings.secret() if settings.verp_domain else b"",
+            skip=settings.smtp_connections,
+            clock=clock,
+        )
 
     async def work() -> None:
         ready = getattr(sender, "ready", None)
@@ -221,6 +237,7 @@ async def deliver(
                     clock=clock,
                     policy=policy,
                     report=report,
+                    prebuilt=prebuilt,
                 )
             except RelayUnavailable:
                 rounds.record(back_to_queue)  # never handed over: it waits for the next run
@@ -238,6 +255,9 @@ async def deliver(
     try:
         await asyncio.gather(*(guarded() for _ in range(settings.smtp_connections)))
     finally:
+        if prebuilt is not None:
+            prebuilt.close()
+            report.built_ahead = prebuilt.used
         try:
             await rounds.settle()
         finally:
@@ -291,23 +311,25 @@ async def _send_one(
     clock: Clock,
     policy: SendPolicy,
     report: SendReport,
+    prebuilt: prebuild.Prebuilder | None = None,
 ) -> dict[str, Any]:
-    """Build, sign and hand over one message; return the ledger update.
+    """Build, sign and hand over one message (or take the one built ahead for this very
+    recipient); return the ledger update.
 
     Raises RelayUnavailable when the message could not be handed over at all.
     """
     row, recipient = job.claim, job.recipient
     now = clock()
-    message_id = new_message_id(settings=settings)
     attempts = row.attempts + 1
+    built = prebuilt.take(row.delivery_id, recipient) if prebuilt is not None else None
+    message_id = built.message_id if built else new_message_id(settings=settings)
     try:
-        data = template.render(recipient, date=now, message_id=message_id)
+        data = built.data if built else template.render(recipient, date=now, message_id=message_id)
         await sender.send(
             envelope_from=template.envelope_from(recipient),
             recipients=[recipient.email],
             message=data,
-            # Shielded: a worker cancelled while it waits must not cancel its round's commit.
-            handover_after=asyncio.shield(job.committed),
+            handover_after=job.committed,  # the pool shields it while it waits
         )
     except InputError as exc:  # an address or value that can never be sent
         report.failed.append((row.email, str(exc)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ class MemorySender:
                     rules[0] = (code, text, times - 1)
             raise SendError(f"{address}: {code} {text}", permanent=code >= 500, code=code)
         if handover_after is not None:
-            await handover_after
+            await asyncio.shield(handover_after)  # never cancelled from here
         self.sent.append((envelope_from, tuple(recipients), message))
 
     def to(self, address: str) -> list[bytes]:

@@ -49,7 +49,8 @@ class Sender(Protocol):
 
         With ``handover_after``, the handover itself (for SMTP: the end-of-data marker) waits
         until it resolves; if it raises, the message is never handed over and its exception
-        propagates.
+        propagates. Several sends may wait for one future: a sender shields it, so that a
+        cancelled send never cancels it for the others.
         """
 
     async def aclose(self) -> None: ...
@@ -92,6 +93,16 @@ def _angle(address: str) -> bytes:
     if _BARE_ADDRESS.fullmatch(address):
         return f"<{address}>".encode("ascii")
     return quote_address(address).encode("ascii")
+
+
+def _resolved(gate: Awaitable[None]) -> bool:
+    """``gate`` is a future that has already succeeded (so the handover need not wait)."""
+    return (
+        isinstance(gate, asyncio.Future)
+        and gate.done()
+        and not gate.cancelled()
+        and gate.exception() is None
+    )
 
 
 class HandoverFailed(Exception):
@@ -154,13 +165,14 @@ class WireSMTP(aiosmtplib.SMTP):
         if protocol is None:
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         try:
-            if handover_after is None:
+            if handover_after is None or _resolved(handover_after):
                 # One write: the end-of-data marker travels with the body, not on its own.
                 protocol.write(message + b".\r\n")
             else:
                 protocol.write(message)
                 try:
-                    await handover_after
+                    # Shielded: this task's cancellation must not cancel what others wait for.
+                    await asyncio.shield(handover_after)
                 except BaseException as exc:
                     self.close()
                     if isinstance(exc, Exception):

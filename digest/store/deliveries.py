@@ -32,14 +32,18 @@ def enqueue_eligible(session: Session, *, issue_id: int, newsletter: str, now: d
     on the unique (issue, subscriber) pair: two workers enqueueing at once, or a re-run, never
     create a second row, and no subscriber passes through Python on the way.
     """
-    picked = sa.select(
-        sa.literal(issue_id, sa.Integer),
-        col(Subscriber.id),
-        col(Subscriber.email),
-        sa.literal(S.QUEUED.value, sa.String),
-        sa.literal(0, sa.Integer),
-        sa.literal(now, TABLE.c.created_at.type),
-    ).where(may_receive_clause(newsletter=newsletter)).order_by(col(Subscriber.id))
+    picked = (
+        sa.select(
+            sa.literal(issue_id, sa.Integer),
+            col(Subscriber.id),
+            col(Subscriber.email),
+            sa.literal(S.QUEUED.value, sa.String),
+            sa.literal(0, sa.Integer),
+            sa.literal(now, TABLE.c.created_at.type),
+        )
+        .where(may_receive_clause(newsletter=newsletter))
+        .order_by(col(Subscriber.id))
+    )
     columns = ["issue_id", "subscriber_id", "email", "status", "attempts", "created_at"]
     stmt: Any
     if session.get_bind().dialect.name == "postgresql":
@@ -132,6 +136,35 @@ def claim(
         )
         found += (Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])) for r in rows)
     return sorted(found, key=lambda c: c.delivery_id)
+
+
+def upcoming(
+    session: Session, *, issue_id: int, after: int, limit: int
+) -> list[tuple[Claimed, str]]:
+    """The next ``limit`` queued rows after id ``after``, in the order claims take them, each
+    with its subscriber's name. Read only: what the send loop builds ahead (``send.prebuild``);
+    consent is checked when a row is claimed, not here."""
+    rows = session.connection().execute(
+        _upcoming_statement(), {"p_issue_id": issue_id, "p_after": after, "p_limit": limit}
+    )
+    return [(Claimed(int(r[0]), int(r[1]), str(r[2]), int(r[3])), str(r[4] or "")) for r in rows]
+
+
+@functools.cache
+def _upcoming_statement() -> sa.Select[Any]:
+    return (
+        sa.select(
+            TABLE.c.id, TABLE.c.subscriber_id, TABLE.c.email, TABLE.c.attempts, col(Subscriber.name)
+        )
+        .join(Subscriber, col(Subscriber.id) == TABLE.c.subscriber_id)
+        .where(
+            TABLE.c.issue_id == sa.bindparam("p_issue_id", type_=sa.Integer),
+            TABLE.c.status == S.QUEUED.value,
+            TABLE.c.id > sa.bindparam("p_after", type_=sa.Integer),
+        )
+        .order_by(TABLE.c.id)
+        .limit(sa.bindparam("p_limit", type_=sa.Integer))
+    )
 
 
 def record(session: Session, outcomes: Iterable[dict[str, Any]]) -> None:
