@@ -127,3 +127,19 @@ def test_a_message_is_taken_only_for_the_same_recipient_and_while_fresh(
             stale.close()
 
     asyncio.run(scenario())
+
+
+def test_messages_larger_than_the_read_buffer_arrive_whole(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prebuild, "_READ", 512)  # every message is several times larger
+    emails = add_people(engine, settings, 30)
+    issue = add_issue(engine, settings)
+    table = signing_key(settings)
+    sender = MemorySender()
+    report = send(engine, settings, issue, sender, policy=AHEAD)
+    assert report.built_ahead > 0
+    assert sorted(r[0] for _, r, _ in sender.sent) == emails
+    for _, _, data in sender.sent:
+        assert len(data) > 512
+        assert dkim.verify(data, dnsfunc=lambda n, timeout=5: table.get(n))

@@ -44,6 +44,7 @@ from digest.store import deliveries as ledger
 
 _FRAME = struct.Struct(">II")  # header length, message length
 _BATCH = 16  # rows the child reads per query
+_READ = 2 << 20  # the parent's read buffer (a message is about 70 KB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,8 @@ class Prebuilder:
         self.capacity = stock
         self.max_age = max_age
         self._stock: dict[int, Built] = {}
-        self._buffer = bytearray()
+        self._buffer = bytearray(_READ)
+        self._filled = 0  # bytes of ``_buffer`` read and not yet parsed
         self._fd: int | None = None
         self._pid: int | None = None
         self._reading = False
@@ -140,37 +142,44 @@ class Prebuilder:
             self._reading = False
 
     def _readable(self) -> None:
+        # Read straight into one long-lived buffer: a fresh 1 MiB bytes per read, and appending
+        # it to a bytearray, cost more than everything else the parent does with a message.
         assert self._fd is not None
+        buffer = self._buffer
+        if self._filled == len(buffer):  # a frame larger than the buffer: make room for it
+            buffer.extend(bytes(max(len(buffer), _READ)))
         try:
-            chunk = os.read(self._fd, 1 << 20)
+            with memoryview(buffer) as view:
+                got = os.readv(self._fd, [view[self._filled :]])
         except BlockingIOError:
             return
         except OSError as exc:
             self.trouble = f"reading from it failed ({exc})"
-            chunk = b""
-        if not chunk:  # the child finished (or died): what it built stays usable
+            got = 0
+        if not got:  # the child finished (or died): what it built stays usable
             self._pause()
             os.close(self._fd)
             self._fd = None
             return
-        buffer = self._buffer
-        buffer += chunk
-        offset = 0
-        while len(buffer) - offset >= _FRAME.size:
-            head_len, data_len = _FRAME.unpack_from(buffer, offset)
-            start = offset + _FRAME.size
-            end = start + head_len + data_len
-            if len(buffer) < end:
-                break
-            delivery_id, recipient, message_id, built_at = pickle.loads(
-                buffer[start : start + head_len]
-            )
-            with memoryview(buffer) as view:
+        self._filled += got
+        filled, offset = self._filled, 0
+        with memoryview(buffer) as view:
+            while filled - offset >= _FRAME.size:
+                head_len, data_len = _FRAME.unpack_from(buffer, offset)
+                start = offset + _FRAME.size
+                end = start + head_len + data_len
+                if filled < end:
+                    break
+                delivery_id, recipient, message_id, built_at = pickle.loads(
+                    view[start : start + head_len]
+                )
                 data = WireBytes(view[start + head_len : end])
-            self._stock[delivery_id] = Built(recipient, message_id, data, built_at)
-            self.received += 1
-            offset = end
-        del buffer[:offset]
+                self._stock[delivery_id] = Built(recipient, message_id, data, built_at)
+                self.received += 1
+                offset = end
+            if offset:  # keep the start of the next frame at the buffer's start
+                view[: filled - offset] = view[offset:filled]
+        self._filled = filled - offset
         if len(self._stock) >= self.capacity:
             self._pause()
 
