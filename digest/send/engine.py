@@ -64,7 +64,7 @@ class SendPolicy:
     wait_for_retries: float = 900.0  # a run waits this long for due retries, then leaves them
     resend_uncertain: bool = False
     stale_after: timedelta = timedelta(minutes=15)  # a claim by another machine counts as dead
-    gather_wait: float = 0.001  # a round waits this long for more workers when few are waiting
+    gather_wait: float = 0.001  # a round waits this long for workers still missing
     prebuild_from: int = 200  # build messages ahead in a child process from this many due rows
 
     def backoff(self, attempts: int) -> float:
