@@ -90,13 +90,15 @@ def test_a_message_is_taken_only_for_the_same_recipient_and_while_fresh(
     async def built_ahead(max_age: float) -> prebuild.Prebuilder:
         builder = prebuild.Prebuilder(stock=10, max_age=max_age)
         builder.start(
-            engine,
-            template=template,
-            settings=settings,
-            issue_id=issue.id or 0,
-            secret=b"",
-            skip=0,
-            clock=lambda: datetime.now(NOW.tzinfo),
+            prebuild.Work(
+                engine,
+                template=template,
+                settings=settings,
+                issue_id=issue.id or 0,
+                secret=b"",
+                skip=0,
+                clock=lambda: datetime.now(NOW.tzinfo),
+            )
         )
         deadline = time.monotonic() + 30
         while builder.received < len(rows):

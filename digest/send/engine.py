@@ -200,13 +200,15 @@ async def deliver(
     if policy.prebuild_from and due >= policy.prebuild_from and prebuild.available():
         prebuilt = prebuild.Prebuilder(stock=4 * settings.smtp_connections)
         prebuilt.start(
-            engine,
-            template=template,
-            settings=settings,
-            issue_id=issue.id,
-            secret=settings.secret() if settings.verp_domain else b"",
-            skip=settings.smtp_connections,
-            clock=clock,
+            prebuild.Work(
+                engine,
+                template=template,
+                settings=settings,
+                issue_id=issue.id,
+                secret=settings.secret() if settings.verp_domain else b"",
+                skip=settings.smtp_connections,
+                clock=clock,
+            )
         )
 
     async def work() -> None:

@@ -48,6 +48,21 @@ _READ = 2 << 20  # the parent's read buffer (a message is about 70 KB)
 
 
 @dataclass(frozen=True, slots=True)
+class Work:
+    """What the child builds: ``issue_id``'s queued rows with ``template``, dated by ``clock``,
+    leaving the first ``skip`` rows to the send loop's first claim (``secret``: as for
+    ``claims.recipient_for``)."""
+
+    engine: Engine
+    template: MessageTemplate
+    settings: Settings
+    issue_id: int
+    secret: bytes
+    skip: int
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
 class Built:
     recipient: Recipient
     message_id: str
@@ -76,19 +91,8 @@ class Prebuilder:
         self.received = 0
         self.trouble: str | None = None  # why the child stopped early, if it did
 
-    def start(
-        self,
-        engine: Engine,
-        *,
-        template: MessageTemplate,
-        settings: Settings,
-        issue_id: int,
-        secret: bytes,
-        skip: int,
-        clock: Callable[[], datetime],
-    ) -> None:
-        """Fork the child. It leaves the first ``skip`` queued rows to the send loop's first
-        claim, and dates messages with ``clock``; ``secret`` as for ``claims.recipient_for``."""
+    def start(self, work: Work) -> None:
+        """Fork the child that does ``work``."""
         self._loop = asyncio.get_running_loop()
         try:
             read_fd, write_fd = os.pipe()
@@ -106,7 +110,7 @@ class Prebuilder:
             return
         if pid == 0:  # the child: never returns
             os.close(read_fd)
-            _child(write_fd, engine, template, settings, issue_id, secret, skip, clock)
+            _child(write_fd, work)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self._fd, self._pid = read_fd, pid
@@ -200,16 +204,7 @@ class Prebuilder:
         self._stock.clear()
 
 
-def _child(
-    fd: int,
-    engine: Engine,
-    template: MessageTemplate,
-    settings: Settings,
-    issue_id: int,
-    secret: bytes,
-    skip: int,
-    clock: Callable[[], datetime],
-) -> NoReturn:
+def _child(fd: int, work: Work) -> NoReturn:
     """Build every queued row's message, in claim order, into ``fd``; then exit."""
     code = 0
     try:
@@ -219,28 +214,22 @@ def _child(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # the parent went away: so do we
-        engine.dispose(close=False)  # the parent's pooled connections stay the parent's
-        _build_all(fd, engine, template, settings, issue_id, secret, skip, clock)
+        work.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+        _build_all(fd, work)
     except BaseException:
         code = 1
     finally:
         os._exit(code)
 
 
-def _build_all(
-    fd: int,
-    engine: Engine,
-    template: MessageTemplate,
-    settings: Settings,
-    issue_id: int,
-    secret: bytes,
-    skip: int,
-    clock: Callable[[], datetime],
-) -> None:
+def _build_all(fd: int, work: Work) -> None:
+    settings, skip = work.settings, work.skip
     after, expected = 0, None
     while True:
-        with session_scope(engine) as session:
-            rows = ledger.upcoming(session, issue_id=issue_id, after=after, limit=_BATCH + skip)
+        with session_scope(work.engine) as session:
+            rows = ledger.upcoming(
+                session, issue_id=work.issue_id, after=after, limit=_BATCH + skip
+            )
         if not rows:
             return
         if rows[0][0].delivery_id != expected:
@@ -248,10 +237,10 @@ def _build_all(
             # overtook us): building them would only race it.
             rows = rows[skip:] or rows
         for row, name in rows:
-            recipient = recipient_for(row, name, settings=settings, secret=secret)
+            recipient = recipient_for(row, name, settings=settings, secret=work.secret)
             message_id = new_message_id(settings=settings)
             try:
-                data = template.render(recipient, date=clock(), message_id=message_id)
+                data = work.template.render(recipient, date=work.clock(), message_id=message_id)
             except Exception:  # noqa: BLE001 - the send loop meets (and records) the same error
                 continue
             head = pickle.dumps((row.delivery_id, recipient, message_id, time.time()), protocol=5)
