@@ -186,6 +186,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "paused": report.paused,
         "stopped": report.stopped,
         "check_warnings": report.check_warnings,
+        "built_ahead": report.built_ahead,
         "counts": report.counts,
     }
 
