@@ -72,6 +72,24 @@ def test_a_child_that_fails_leaves_every_message_to_the_send_loop(
     assert report.built_ahead == 0 and report.sent == 20
     assert sorted(r[0] for _, r, _ in sender.sent) == emails
 
+    async def failing_child() -> str | None:
+        builder = prebuild.Prebuilder(stock=4)
+        template = build_template(settings=settings, issue=issue)
+        builder.start(prebuild.Work(engine, template, settings, issue.id or 0, b"", 0, time_now))
+        deadline = time.monotonic() + 30
+        while not builder.ended:
+            assert time.monotonic() < deadline, "the child never ended"
+            await asyncio.sleep(0.01)
+        builder.close()
+        return builder.trouble
+
+    # What the report and `--json` carry as built_ahead_trouble, once the child has ended.
+    assert asyncio.run(failing_child()) == "it exited with status 1"
+
+
+def time_now() -> datetime:
+    return datetime.now(NOW.tzinfo)
+
 
 def test_a_message_is_taken_only_for_the_same_recipient_and_while_fresh(
     engine: Engine, settings: Settings
@@ -97,7 +115,7 @@ def test_a_message_is_taken_only_for_the_same_recipient_and_while_fresh(
                 issue_id=issue.id or 0,
                 secret=b"",
                 skip=0,
-                clock=lambda: datetime.now(NOW.tzinfo),
+                clock=time_now,
             )
         )
         deadline = time.monotonic() + 30

@@ -187,6 +187,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "stopped": report.stopped,
         "check_warnings": report.check_warnings,
         "built_ahead": report.built_ahead,
+        "built_ahead_trouble": report.built_ahead_trouble,
         "counts": report.counts,
     }
 

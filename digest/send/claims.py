@@ -159,9 +159,7 @@ class Rounds:
             if len(self._waiters) < self._settings.smtp_connections:
                 # A round costs about the same for one row as for eight: the workers whose
                 # replies are arriving get a moment to join it (fewer, larger rounds). With
-                # messages built ahead, workers drift apart, so any worker still missing
-                # counts (measured: about 5.5 rows a round with the old half-the-workers rule,
-                # about 7 with this one, for 8 connections).
+                # messages built ahead, workers drift apart, so any worker still missing counts.
                 await asyncio.sleep(self._policy.gather_wait)
             waiters, self._waiters = self._waiters, []
             outcomes, self._outcomes = self._outcomes, []

@@ -93,6 +93,7 @@ class SendReport:
     stopped: bool = False  # the stop event ended the run with rows still queued
     check_warnings: list[str] = field(default_factory=list)  # failed checks sent past (force)
     built_ahead: int = 0  # messages that the prebuild child built (see send.prebuild)
+    built_ahead_trouble: str | None = None  # why the prebuild child stopped early, if it did
     counts: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -260,6 +261,7 @@ async def deliver(
         if prebuilt is not None:
             prebuilt.close()
             report.built_ahead = prebuilt.used
+            report.built_ahead_trouble = prebuilt.trouble
         try:
             await rounds.settle()
         finally:

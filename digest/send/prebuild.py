@@ -90,6 +90,7 @@ class Prebuilder:
         self.used = 0  # messages sent as built ahead (tests and the benchmark read these)
         self.received = 0
         self.trouble: str | None = None  # why the child stopped early, if it did
+        self.ended = False  # the child closed its end: it finished or died
 
     def start(self, work: Work) -> None:
         """Fork the child that does ``work``."""
@@ -164,6 +165,7 @@ class Prebuilder:
             self._pause()
             os.close(self._fd)
             self._fd = None
+            self.ended = True
             return
         self._filled += got
         filled, offset = self._filled, 0
@@ -194,8 +196,9 @@ class Prebuilder:
             os.close(self._fd)
             self._fd = None
         if self._pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
+            if not self.ended:  # still building: nothing it does now is wanted
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signal.SIGKILL)
             _, status = os.waitpid(self._pid, 0)
             self._pid = None
             code = os.waitstatus_to_exitcode(status)

@@ -32,18 +32,14 @@ def enqueue_eligible(session: Session, *, issue_id: int, newsletter: str, now: d
     on the unique (issue, subscriber) pair: two workers enqueueing at once, or a re-run, never
     create a second row, and no subscriber passes through Python on the way.
     """
-    picked = (
-        sa.select(
-            sa.literal(issue_id, sa.Integer),
-            col(Subscriber.id),
-            col(Subscriber.email),
-            sa.literal(S.QUEUED.value, sa.String),
-            sa.literal(0, sa.Integer),
-            sa.literal(now, TABLE.c.created_at.type),
-        )
-        .where(may_receive_clause(newsletter=newsletter))
-        .order_by(col(Subscriber.id))
-    )
+    picked = sa.select(
+        sa.literal(issue_id, sa.Integer),
+        col(Subscriber.id),
+        col(Subscriber.email),
+        sa.literal(S.QUEUED.value, sa.String),
+        sa.literal(0, sa.Integer),
+        sa.literal(now, TABLE.c.created_at.type),
+    ).where(may_receive_clause(newsletter=newsletter)).order_by(col(Subscriber.id))
     columns = ["issue_id", "subscriber_id", "email", "status", "attempts", "created_at"]
     stmt: Any
     if session.get_bind().dialect.name == "postgresql":
