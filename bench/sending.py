@@ -1,6 +1,7 @@
 """Sending throughput and cost per recipient: digest's engine against a naive sender.
 
-    .venv/bin/python -m bench.sending [--messages 2000] [--connections 8] [--quick]
+    .venv/bin/python -m bench.sending [--messages 2000] [--connections 8]
+        [--more-connections 16] [--repeat 3] [--quick]
 
 Receivers: a minimal asyncio SMTP sink on loopback (started here, in its own process) and, when
 Debian's postfix is installed, postfix's own ``smtp-sink`` (a real MTA's benchmark receiver).
@@ -12,8 +13,12 @@ For each receiver, measured in the same run, each scenario in a fresh child proc
   * digest pool: ``MessageTemplate`` + the DKIM fast path + ``SmtpPool`` with N connections;
   * digest engine: the whole ``digest issue send`` path on SQLite (the ledger, consent re-check,
     group commits, messages built ahead by the forked prebuild child) through the same pool;
-    and the same with ``SendPolicy.prebuild_from`` at 0, where the send loop builds and signs
-    every message itself.
+    once more with ``--more-connections``; and with ``SendPolicy.prebuild_from`` at 0, where the
+    send loop builds and signs every message itself.
+
+The rows run in ``--repeat`` interleaved rounds (each round: the limit first, then every other
+row once), and each run is divided by the limit of its own round: the receiver shares the two
+cores, so a limit measured minutes earlier says little. Cells give the median and the range.
 
 Reported: CPU per recipient (user+system) of the sending process and its children (the prebuild
 child's CPU counts), messages per second (wall), peak resident memory of the sending process
@@ -32,6 +37,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -274,8 +280,8 @@ def run_scenario(name: str, *, port: int, n: int, connections: int, work: Path) 
         from digest.send.commands import run_send
         from digest.send.engine import SendPolicy
 
-        db_dir = work / f"{name}-{port}"
-        shutil.copytree(work / "engine-template", db_dir)
+        db_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)) / "data"
+        shutil.copytree(work / "engine-template", db_dir)  # a fresh ledger for every run
         settings = bench_settings(db_dir, port, connections).model_copy(
             update={"dkim_private_key": work / "bench.pem"}
         )
@@ -387,7 +393,7 @@ def child(name: str, *, port: int, n: int, connections: int, work: Path) -> dict
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def prepare(work: Path, n: int, connections: int) -> None:
+def prepare(work: Path, n: int) -> None:
     from digest.send.dkim import generate_key
 
     generate_key(path=work / "bench.pem")
@@ -424,11 +430,73 @@ def prepare_engine_issue(data_dir: Path, *, issue: Issue, n: int) -> None:
     settings.secret()  # created once here, not raced for later
 
 
+@dataclass(frozen=True)
+class Row:
+    title: str
+    scenario: str
+    messages: int
+    connections: int
+    every_round: bool = True  # False: measured in the first round only (the slow naive path)
+
+
+def rows_for(n: int, naive_n: int, connections: int, more: int) -> list[Row]:
+    rows = [
+        Row("smtplib, pre-built (limit)", "smtplib", n, 1),
+        Row("naive: EmailMessage + dkimpy, 1 aiosmtplib conn", "naive", naive_n, 1, False),
+        Row(f"digest pool, {connections} connections", "pool", n, connections),
+        Row(f"digest engine + ledger (SQLite), {connections} conn", "engine", n, connections),
+    ]
+    if more and more != connections:
+        rows.append(Row(f"digest engine + ledger (SQLite), {more} conn", "engine", n, more))
+    rows.append(
+        Row(
+            f"digest engine, each message built in the loop, {connections} conn",
+            "engine-inline",
+            n,
+            connections,
+        )
+    )
+    return rows
+
+
+def measure(rows: list[Row], *, port: int, repeat: int, work: Path) -> list[list[dict[str, Any]]]:
+    """Run every row ``repeat`` times, interleaved: round k runs each row once, starting with the
+    limit, so every number has a limit measured moments before it. Each result gets ``ratio``:
+    its rate over its own round's limit."""
+    results: list[list[dict[str, Any]]] = [[] for _ in rows]
+    for round_ in range(repeat):
+        limit = None
+        for i, row in enumerate(rows):
+            if round_ and not row.every_round:
+                continue
+            if row.scenario.startswith("engine") and not (work / "engine-template").exists():
+                continue
+            r = child(
+                row.scenario, port=port, n=row.messages, connections=row.connections, work=work
+            )
+            limit = limit or r["per_s"]
+            r["ratio"] = r["per_s"] / limit
+            results[i].append(r)
+    return results
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """The median, with the range when there is more than one value."""
+    middle = format(statistics.median(values), fmt)
+    if len(values) < 2:
+        return middle
+    return f"{middle} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--quick", action="store_true", help="500 messages, 200 for the baseline")
+    parser.add_argument(
+        "--more-connections", type=int, default=16, help="one more engine row (0: none)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds per receiver")
+    parser.add_argument("--quick", action="store_true", help="500 messages, one round")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -446,9 +514,11 @@ def main() -> None:
 
     n = 500 if args.quick else args.messages
     naive_n = min(n, 200 if args.quick else 500)
+    repeat = 1 if args.quick else max(1, args.repeat)
+    rows = rows_for(n, naive_n, args.connections, args.more_connections)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        prepare(work, n, args.connections)
+        prepare(work, n)
         cost = build_cost(work, min(n, 1000))
         load = os.getloadavg()[0]
         print(f"{os.cpu_count()} CPUs, load average {load:.1f} at the start (others' work counts)")
@@ -457,10 +527,15 @@ def main() -> None:
             f"build + sign only, CPU per message: digest {cost['ours_ms']:.3f} ms, "
             f"naive EmailMessage + dkimpy {cost['naive_ms']:.2f} ms"
         )
+        if repeat > 1:
+            print(
+                f"{repeat} interleaved rounds per receiver, each cell the median (lowest–highest); "
+                "'vs receiver limit' divides each run by the limit measured in its own round"
+            )
         print()
         print(
-            "| receiver | sender | messages | CPU per message | messages/s | vs receiver limit "
-            "| peak RSS |"
+            "| receiver | sender | messages | CPU per message (ms) | messages/s "
+            "| vs receiver limit (%) | peak RSS |"
         )
         print("|---|---|---|---|---|---|---|")
         for kind in ("sink", "smtp-sink"):
@@ -471,36 +546,21 @@ def main() -> None:
                 continue
             proc, port = started
             try:
-                rows = [
-                    ("smtplib, pre-built (limit)", "smtplib", n, 1),
-                    ("naive: EmailMessage + dkimpy, 1 aiosmtplib conn", "naive", naive_n, 1),
-                    (f"digest pool, {args.connections} connections", "pool", n, args.connections),
-                    (
-                        f"digest engine + ledger (SQLite), {args.connections} conn",
-                        "engine",
-                        n,
-                        args.connections,
-                    ),
-                    (
-                        f"digest engine, each message built in the loop, {args.connections} conn",
-                        "engine-inline",
-                        n,
-                        args.connections,
-                    ),
-                ]
-                limit = None
-                for title, name, count, conns in rows:
-                    if name.startswith("engine") and not (work / "engine-template").exists():
-                        continue
-                    r = child(name, port=port, n=count, connections=conns, work=work)
-                    limit = limit or r["per_s"]
-                    print(
-                        f"| {label} | {title} | {count:,} | {r['cpu_ms_per_msg']:.3f} ms | "
-                        f"{r['per_s']:,.0f} | {r['per_s'] / limit:.0%} | {r['rss_mb']:.0f} MB |"
-                    )
+                results = measure(rows, port=port, repeat=repeat, work=work)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=10)
+            for row, runs in zip(rows, results, strict=True):
+                if not runs:
+                    continue
+                print(
+                    f"| {label} | {row.title} | {row.messages:,} "
+                    f"| {_spread([r['cpu_ms_per_msg'] for r in runs], '.3f')} "
+                    f"| {_spread([r['per_s'] for r in runs], ',.0f')} "
+                    f"| {_spread([r['ratio'] * 100 for r in runs], '.0f')} "
+                    f"| {max(r['rss_mb'] for r in runs):.0f} MB |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
