@@ -12,7 +12,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-_NOT_BENCHMARKS = {"corpus", "train_cleaner", "pages_tune"}
+_NOT_BENCHMARKS = {"corpus", "train_cleaner", "pages_tune", "send_rounds"}
 
 
 def main() -> int:
