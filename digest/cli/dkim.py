@@ -25,7 +25,7 @@ def keygen(
     Example: digest dkim keygen --selector digest2026 --domain news.example.org
     """
     from digest.send.dkim import generate_key, key_file, make_default
-    from digest.send.message import check_header_value
+    from digest.send.headers import check_header_value
 
     cfg = settings()
     for value, what in ((selector, "--selector"), (domain, "--domain")):

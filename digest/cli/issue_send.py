@@ -157,6 +157,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         yield  # signal handlers can only be installed from the main thread
         return
 
+    # Setting an Event from a handler deadlocks only when the main thread was interrupted while
+    # holding that event's lock (jobs/signals.py explains it). Here the main thread runs the
+    # event loop and only ever reads ``stop`` (``is_set`` takes no lock); this handler is the
+    # one writer. It stays a plain handler because a second signal must end the process by
+    # that signal, and only the main thread may put the default disposition back.
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             signal.signal(signum, signal.SIG_DFL)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from digest.errors import ConfigError
-from digest.send.message import split_headers
+from digest.send.headers import split_headers
 from digest.settings import Settings
 
 SIGNED_HEADERS = (
