@@ -46,6 +46,22 @@ def test_every_listed_command_has_help_with_an_example() -> None:
         assert "Example" in result.output, f"`digest {name} --help` shows no example"
 
 
+def test_help_paragraphs_flow_to_the_terminal_width_and_examples_keep_their_own_lines() -> None:
+    # The docstring breaks its lines at 100 characters, after "when it fails"; on a wider
+    # terminal the paragraph flows on past it (the source's breaks kept would leave ragged
+    # half-lines at 80 columns).
+    result = runner.invoke(app, ["issue", "send", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines()]
+    paragraph = next(line for line in lines if line.startswith("First runs"))
+    assert "when it fails (--force sends anyway;" in paragraph, paragraph
+    examples = [line for line in lines if line.startswith("Example:")]
+    assert examples[:2] == [
+        "Example: digest issue send --dry-run",
+        "Example: digest issue send --test-to me@example.org",
+    ]
+
+
 def test_config_show_masks_secrets(settings: Settings) -> None:
     result = runner.invoke(app, ["config", "show", "--json"], env=env_for(settings))
     assert result.exit_code == 0, result.output

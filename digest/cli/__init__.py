@@ -14,7 +14,7 @@ app = typer.Typer(
     help="Build and send a publisher's weekly newsletter.\n\n"
     "Quick start: digest demo   (ingests a real week of news, builds and sends an issue)",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",  # help paragraphs reflow to the terminal; `code` is styled
     pretty_exceptions_enable=False,
     add_completion=False,
 )

@@ -36,8 +36,9 @@ def process_cmd(
     Mail to the List-Unsubscribe address (unsubscribe@ the From domain, subject
     unsubscribe-TOKEN) unsubscribes the person its token names, like the one-click link.
 
-    Examples: digest bounces process ./bounces/ --dry-run --json;
-    digest bounces process --imap (handled mail moves to the Processed folder)
+    Example: digest bounces process ./bounces/ --dry-run --json
+
+    Example: digest bounces process --imap   (handled mail moves to the Processed folder)
     """
     from digest.bounces.apply import poll_mailbox, process
     from digest.bounces.sources import read_path

@@ -34,7 +34,9 @@ def ingest_cmd(
     linked to an earlier article, and failures with the reason for each.
 
     Example: digest ingest
+
     Example: digest ingest --source "Harbour Times"
+
     Example: digest ingest ./dumps/ feed.xml --source "Morning Wire"
     """
     from digest.ingest.run import IngestReport, expand

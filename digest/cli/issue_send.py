@@ -80,14 +80,18 @@ def send(
     """Send the issue to every confirmed subscriber who has not had it yet (resumable).
 
     First runs `digest issue check` on one personalised copy and refuses to send when it fails
-    (--force sends anyway; --offline skips its network checks). Uses DIGEST_SMTP_HOST/PORT/TLS/
-    USER/PASSWORD and signs with the DKIM key (see `digest dkim keygen`). Re-running continues
-    where a crash, a pause or a stop left off; rows that were being sent during a crash are
-    reported as uncertain and resent only with --resend-uncertain. SIGTERM or Ctrl-C stops
-    cleanly (messages in flight finish, the rest stays queued, exit 0); a second one aborts.
+    (--force sends anyway; --offline skips its network checks). Uses the SMTP settings
+    (DIGEST_SMTP_HOST, PORT, TLS, USER, PASSWORD) and signs with the DKIM key (see
+    `digest dkim keygen`). Re-running continues where a crash, a pause or a stop left off; rows
+    that were being sent during a crash are reported as uncertain and resent only with
+    --resend-uncertain. SIGTERM or Ctrl-C stops cleanly (messages in flight finish, the rest
+    stays queued, exit 0); a second one aborts.
 
-    Examples: digest issue send --dry-run;  digest issue send --test-to me@example.org;
-    DIGEST_SMTP_HOST=127.0.0.1 DIGEST_SMTP_PORT=8025 digest issue send 2017-W11
+    Example: digest issue send --dry-run
+
+    Example: digest issue send --test-to me@example.org
+
+    Example: DIGEST_SMTP_HOST=127.0.0.1 DIGEST_SMTP_PORT=8025 digest issue send 2017-W11
     """
     cfg = settings()
     if test_to:

@@ -77,6 +77,7 @@ def add(
     """Add a source.
 
     Example: digest sources add "Harbour Times" https://harbour.example.org/feed.xml --fetch-full
+
     Example: digest sources add Archive ./dumps --kind dump --section Local
     """
     from digest.store import sources as store

@@ -62,6 +62,7 @@ def add(
     --evidence the consent you already hold is recorded.
 
     Example: digest subscribers add ana@example.org --name "Ana"
+
     Example: digest subscribers add bo@example.org --confirmed --evidence "paper form, 2026-05-01"
     """
     from digest.subscribers import mail, service
@@ -218,6 +219,7 @@ def export(
     """Export everyone, or everything held about one person (GDPR access request).
 
     Example: digest subscribers export ana@example.org --output ana.json
+
     Example: digest subscribers export --format csv -o subscribers.csv
     """
     from digest.subscribers.export import EXPORT_FIELDS, everyone, person_record
