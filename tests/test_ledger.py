@@ -461,6 +461,8 @@ def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
     assert result.exit_code != 0
     assert isinstance(result.exception, RelayUnavailable)
     assert f"127.0.0.1:{port}" in str(result.exception)
+    # The summary says what happened; the reason comes once, in the error line.
+    assert "0 sent now" in result.stdout and "cannot be reached" not in result.stdout
 
 
 def test_verp_envelope_senders_map_back_to_their_delivery(

@@ -135,7 +135,8 @@ def send(
             console.print(f"  pre-send check failed, sent anyway (--force): {problem}",
                           highlight=False, markup=False)  # fmt: skip
         console.print(_counts_table(report.counts, title=f"issue {report.issue_week}"))
-        console.print(report.summary(), highlight=False, markup=False)
+        # A pause ends in the one error line below, which says why: not twice.
+        console.print(report.summary(pause=False), highlight=False, markup=False)
         for email, why in report.failed[:20]:
             console.print(f"  failed: {email}: {why}", highlight=False, markup=False)
     if report.paused_by_policy:

@@ -96,7 +96,9 @@ class SendReport:
     built_ahead_trouble: str | None = None  # why the prebuild child stopped early, if it did
     counts: dict[str, int] = field(default_factory=dict)
 
-    def summary(self) -> str:
+    def summary(self, *, pause: bool = True) -> str:
+        """One line: what this run did and the ledger's counts (``pause``: with why it paused,
+        for callers that do not report the pause themselves)."""
         parts = [f"issue {self.issue_week}: {self.sent} sent now"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped")
@@ -104,7 +106,7 @@ class SendReport:
             parts.append(f"{len(self.failed)} failed")
         if self.uncertain:
             parts.append(f"{self.uncertain} uncertain (resend with --resend-uncertain)")
-        if self.paused:
+        if self.paused and pause:
             parts.append(f"PAUSED: {self.paused}")
         if self.stopped:
             waiting = self.counts.get(S.QUEUED.value, 0)
