@@ -112,7 +112,7 @@ def main() -> int:
             consent.suppress(session, email=email, scope="global", reason="bounced", now=NOW)
 
     with Session(engine) as session:
-        verify_s, chain = timed(lambda: consent.verify_chain(session))
+        verify_s, chain = timed(lambda: chain.verify_chain(session))
         read_s, _ = timed(lambda: sum(1 for _ in iter_event_rows(session)))
 
         def page_recipients() -> int:

@@ -16,7 +16,7 @@ from digest.models import ConsentEvent, Subscriber, SubscriberStatus
 from digest.settings import Settings
 from digest.store import consent as log
 from digest.store import subscribers as store
-from digest.subscribers import consent, service
+from digest.subscribers import chain, consent, service
 from digest.subscribers.export import person_record
 
 S = SubscriberStatus
@@ -138,7 +138,7 @@ def test_every_change_extends_a_chain_that_verifies(db: Session, settings: Setti
     rows = events(db)
     assert len(rows) == 6
     assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
-    report = consent.verify_chain(db)
+    report = chain.verify_chain(db)
     assert report.ok and report.events == 6 and report.head == rows[-1].hash
 
 
@@ -150,7 +150,7 @@ def test_the_database_refuses_to_update_or_delete_consent_events(
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             db.execute(sa.text(statement))
         db.rollback()
-    assert len(events(db)) == 6 and consent.verify_chain(db).ok
+    assert len(events(db)) == 6 and chain.verify_chain(db).ok
 
 
 def test_the_orm_refuses_to_flush_a_changed_or_deleted_event(
@@ -182,7 +182,7 @@ def test_the_chain_cannot_fork(db: Session, settings: Settings) -> None:
     }
     db.add(
         ConsentEvent(
-            **fields, prev_hash=head.prev_hash, hash=consent.event_hash(head.prev_hash, fields)
+            **fields, prev_hash=head.prev_hash, hash=chain.event_hash(head.prev_hash, fields)
         )
     )
     with pytest.raises(sa.exc.IntegrityError):
@@ -205,7 +205,7 @@ def test_an_edited_event_is_named_by_verify(db: Session, settings: Settings) -> 
     db.execute(
         sa.text("UPDATE consent_events SET ip = '203.0.113.9' WHERE id = :i"), {"i": target.id}
     )
-    report = consent.verify_chain(db)
+    report = chain.verify_chain(db)
     assert not report.ok and report.first_bad_id == target.id and "edited" in (report.problem or "")
 
 
@@ -214,7 +214,7 @@ def test_a_deleted_event_is_named_by_verify(db: Session, settings: Settings) -> 
     rows = events(db)
     without_guards(db)
     db.execute(sa.text("DELETE FROM consent_events WHERE id = :i"), {"i": rows[3].id})
-    report = consent.verify_chain(db)
+    report = chain.verify_chain(db)
     assert (
         not report.ok and report.first_bad_id == rows[4].id and "deleted" in (report.problem or "")
     )
@@ -375,7 +375,7 @@ def test_erasing_keeps_only_a_hash_and_blocks_re_adding(db: Session, settings: S
         confirmed(db, settings)
     with pytest.raises(NotFound):
         person_record(db, email="ana@example.org")
-    assert consent.verify_chain(db).ok
+    assert chain.verify_chain(db).ok
 
 
 def test_a_fresh_double_opt_in_after_erasure_lifts_the_erasure(
@@ -413,5 +413,5 @@ def test_bulk_admission_follows_the_same_rules_and_extends_the_same_chain(
     )  # fmt: skip
     confirmed(db, settings, "last@example.org")  # a single transition after the bulk one
     assert len(ids) == 4 and [e.subscriber_id for e in events(db)[1:5]] == ids
-    assert consent.verify_chain(db).ok and consent.verify_chain(db).events == 6
+    assert chain.verify_chain(db).ok and chain.verify_chain(db).events == 6
     assert store.subscriber_by_email(db, "c@example.org").status == S.CONFIRMED  # type: ignore[union-attr]

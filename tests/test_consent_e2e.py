@@ -31,7 +31,7 @@ from digest.models import ConsentEvent, SubscriberStatus
 from digest.pipeline import build_issue, ingest_paths, send_issue
 from digest.settings import Settings
 from digest.store import subscribers as store
-from digest.subscribers import consent, service
+from digest.subscribers import chain, consent, service
 from digest.web.app import create_app
 
 FIRST_SEND = datetime(2026, 3, 13, 7, 0, tzinfo=UTC)  # a Friday morning
@@ -195,7 +195,7 @@ def test_subscribe_confirm_receive_one_click_unsubscribe_and_be_skipped(
     assert len(wait_for(smtp_sink, "regular@example.org", 2)) == 2
     assert sum("reader@example.org" in rcpts for _, rcpts, _ in smtp_sink.messages) == 2
     with Session(engine) as session:
-        assert consent.verify_chain(session).ok
+        assert chain.verify_chain(session).ok
         assert consent.is_suppressed(session, email="reader@example.org", newsletter="friday")
         reader = store.subscriber_by_email(session, "reader@example.org")
         assert reader is not None and reader.status == SubscriberStatus.UNSUBSCRIBED

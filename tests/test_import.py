@@ -18,7 +18,7 @@ from digest.errors import InputError
 from digest.models import ConsentEvent, Subscriber, SubscriberStatus
 from digest.settings import Settings
 from digest.store import subscribers as store
-from digest.subscribers import consent, service
+from digest.subscribers import chain, consent, service
 from digest.subscribers.importer import import_csv
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -72,7 +72,7 @@ def test_bad_rows_are_reported_by_line_and_reason_and_good_rows_imported(
     assert "paper form #12" in event.evidence and "2025-05-01T00:00:00+00:00" in event.evidence
     assert store.subscriber_by_email(session, "ana@example.org").status == S.PENDING  # type: ignore[union-attr]
     assert store.subscriber_by_email(session, "gone@example.org") is None
-    assert consent.verify_chain(session).ok
+    assert chain.verify_chain(session).ok
 
 
 def test_a_dry_run_reports_the_same_and_writes_nothing(
@@ -224,7 +224,7 @@ def test_ten_thousand_rows_give_an_exact_report(
     with Session(engine) as session:
         assert count(session, Subscriber) == len(good)
         assert count(session, ConsentEvent) == len(good)
-        assert consent.verify_chain(session).ok
+        assert chain.verify_chain(session).ok
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
 
     Example: digest consent verify
     """
-    from digest.subscribers.consent import verify_chain
+    from digest.subscribers.chain import verify_chain
 
     with db_session() as session:
         report = verify_chain(session)

@@ -2,7 +2,7 @@
 
 Every change appends a :class:`ConsentEvent` whose ``hash`` covers the previous event's hash and
 every field of its own, so editing, deleting or reordering any event breaks the chain
-(``verify_chain``). Suppressions are kept by address hash so they outlive erasure.
+(``subscribers.chain.verify_chain``). Suppressions are kept by address hash so they outlive erasure.
 
     (new) ──► pending ──► confirmed ──► unsubscribed ──► pending / confirmed (fresh consent)
                  │            ├──────► bounced      ──► pending / confirmed (fresh consent)
@@ -16,8 +16,7 @@ page) or recorded evidence of consent given elsewhere.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +28,7 @@ from digest.models import ConsentEvent, Subscriber, SubscriberStatus
 from digest.store import consent as log
 from digest.store import subscribers as store
 from digest.store import suppressions
+from digest.subscribers.chain import event_hash
 
 S = SubscriberStatus
 
@@ -63,23 +63,6 @@ _ACTION = {
     S.COMPLAINED: "complained",
 }
 
-# The fields an event's hash covers, in this order (with the previous hash in front).
-HASHED_FIELDS = (
-    "subscriber_id",
-    "email_hash",
-    "at",
-    "action",
-    "from_status",
-    "to_status",
-    "source",
-    "list_id",
-    "ip",
-    "user_agent",
-    "wording_version",
-    "wording_hash",
-    "evidence",
-)
-
 
 def normalise_email(email: str) -> str:
     """The form addresses are compared and hashed in: trimmed and lower-cased."""
@@ -93,19 +76,6 @@ def email_hash(email: str) -> str:
 
 def allowed(current: SubscriberStatus | None, to: SubscriberStatus) -> bool:
     return to in _ALLOWED[current]
-
-
-def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
-    """The chain hash of one event: sha256 over the previous hash and the canonical JSON of
-    ``HASHED_FIELDS`` (datetimes as UTC ISO 8601 with microseconds)."""
-    canonical: dict[str, Any] = {}
-    for name in HASHED_FIELDS:
-        value = fields.get(name)
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).isoformat(timespec="microseconds")
-        canonical[name] = value
-    body = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
 def transition(
@@ -360,54 +330,3 @@ def may_receive(session: Session, subscriber: Subscriber, *, newsletter: str) ->
     if found is not None:
         return f"suppressed ({found.scope}: {found.reason})"
     return None
-
-
-# --- verification ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """The result of checking the whole log. ``head`` is the newest hash: write it down
-    somewhere else now and then, so that cutting off the newest events is detectable too."""
-
-    ok: bool
-    events: int
-    head: str
-    first_bad_id: int | None = None
-    problem: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "head": self.head,
-            "first_bad_id": self.first_bad_id,
-            "problem": self.problem,
-        }
-
-
-def verify_chain(session: Session) -> ChainReport:
-    """Recompute every event's hash in order; the report names the first event that breaks."""
-    prev = log.GENESIS
-    count = 0
-    for row in log.iter_event_rows(session):
-        count += 1
-        if row["prev_hash"] != prev:
-            return ChainReport(
-                ok=False,
-                events=count,
-                head=prev,
-                first_bad_id=row["id"],
-                problem="its prev_hash does not match the event before (deleted or reordered)",
-            )
-        expected = event_hash(prev, dict(row))
-        if row["hash"] != expected:
-            return ChainReport(
-                ok=False,
-                events=count,
-                head=prev,
-                first_bad_id=row["id"],
-                problem="its contents do not match its hash (edited)",
-            )
-        prev = row["hash"]
-    return ChainReport(ok=True, events=count, head=prev)
