@@ -24,7 +24,7 @@ from digest.settings import Settings
 from digest.store import subscribers as store
 from digest.subscribers import chain, consent, service
 from digest.web.app import create_app
-from digest.web.subscriptions import RateLimiter
+from digest.web.guards import RateLimiter
 
 S = SubscriberStatus
 
