@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check digest jobs tests bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy digest jobs
+	$(BIN)/mypy digest jobs bench
 
 migration: $(STAMP)
 	$(BIN)/alembic -c digest/migrations/alembic.ini revision --autogenerate -m "$(m)"

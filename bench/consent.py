@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -34,11 +35,12 @@ from digest.db import make_engine, session_scope
 from digest.models import ConsentEvent, Subscriber, SubscriberStatus
 from digest.settings import Settings
 from digest.store.consent import iter_event_rows
-from digest.subscribers import consent
-from digest.subscribers.importer import import_csv
+from digest.subscribers import chain, consent
+from digest.subscribers.importer import ImportReport, import_csv
 from digest.subscribers.recipients import confirmed_recipients
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def write_csv(path: Path, rows: int, *, prefix: str) -> None:
@@ -56,7 +58,7 @@ def write_csv(path: Path, rows: int, *, prefix: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def timed(run: Callable[[], object]) -> tuple[float, object]:
+def timed(run: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     result = run()
     return time.perf_counter() - start, result
@@ -69,21 +71,21 @@ def main() -> int:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-consent-"))
-    settings = Settings(data_dir=folder, database_url=args.database_url, secret_key="b" * 32)  # type: ignore[arg-type]
+    settings = Settings(data_dir=folder, database_url=args.database_url, secret_key="b" * 32)
     engine = make_engine(settings)
     path = folder / "people.csv"
     write_csv(path, args.rows, prefix=f"r{int(time.time())}-")
 
     # Import through the consent state machine.
-    def through_consent() -> object:
+    def through_consent() -> ImportReport:
         with session_scope(engine) as session:
             return import_csv(session, settings=settings, path=path, now=NOW)
 
     import_s, report = timed(through_consent)
-    imported = report.imported  # type: ignore[attr-defined]
+    imported = report.imported
 
     # Baseline: the same validated rows as bare subscriber rows, no consent log.
-    def bare() -> object:
+    def bare() -> int:
         from digest.subscribers.importer import read_csv, validate
 
         with session_scope(engine) as session:
@@ -112,7 +114,7 @@ def main() -> int:
             consent.suppress(session, email=email, scope="global", reason="bounced", now=NOW)
 
     with Session(engine) as session:
-        verify_s, chain = timed(lambda: chain.verify_chain(session))
+        verify_s, checked = timed(lambda: chain.verify_chain(session))
         read_s, _ = timed(lambda: sum(1 for _ in iter_event_rows(session)))
 
         def page_recipients() -> int:
@@ -140,7 +142,7 @@ def main() -> int:
     engine.dispose()
     backend = "PostgreSQL" if settings.db_url.startswith("postgresql") else "SQLite"
     print(f"{backend}, {args.rows:,} CSV rows, {imported:,} imported, {events:,} consent events, "
-          f"chain ok: {chain.ok}")  # type: ignore[attr-defined]  # fmt: skip
+          f"chain ok: {checked.ok}")  # fmt: skip
     print()
     print("| step | rows | seconds | rows/s | vs baseline |")
     print("|---|---|---|---|---|")
@@ -149,7 +151,7 @@ def main() -> int:
         ratio = "1×" if base is None else f"{seconds / base:.1f}× the time"
         print(f"| {name} | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} | {ratio} |")
 
-    line("bare insert, no consent log (baseline)", int(bare_rows), bare_s, None)  # type: ignore[call-overload]
+    line("bare insert, no consent log (baseline)", bare_rows, bare_s, None)
     line("import_csv through the consent log", imported, import_s, bare_s)
     line("read every event row (baseline)", int(events), read_s, None)
     line("verify_chain", int(events), verify_s, read_s)

@@ -436,14 +436,14 @@ def prepare_engine_issue(data_dir: Path, *, issue: Issue, n: int) -> None:
     """A SQLite store with ``n`` confirmed subscribers and the issue, copied for each run."""
     from digest.db import make_engine, session_scope
     from digest.models import Issue as IssueRow
-    from digest.models import IssueStatus, Subscriber
+    from digest.models import IssueStatus, Subscriber, SubscriberStatus
 
     settings = bench_settings(data_dir, 0, 1)
     engine = make_engine(settings)
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         session.add_all(
-            Subscriber(email=to, name=name, status="confirmed", confirmed_at=now)
+            Subscriber(email=to, name=name, status=SubscriberStatus.CONFIRMED, confirmed_at=now)
             for to, name, _ in addresses(n)
         )
         session.add(
