@@ -10,6 +10,7 @@ import dataclasses
 import email
 import time
 from datetime import datetime
+from typing import Any
 
 import dkim
 import pytest
@@ -31,6 +32,31 @@ pytestmark = pytest.mark.skipif(not prebuild.available(), reason="building ahead
 AHEAD = dataclasses.replace(FAST, prebuild_from=1)
 
 
+class AfterTheChild(MemorySender):
+    """The in-memory relay, except that its first message waits until the prebuild child has
+    delivered ``ahead`` messages: it answers at once, so the send loop would otherwise finish
+    on its own before a busy machine has even started the child."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, ahead: int = 5) -> None:
+        super().__init__()
+        self.ahead = ahead
+        self.builders: list[prebuild.Prebuilder] = []
+        start = prebuild.Prebuilder.start
+
+        def recorded(builder: prebuild.Prebuilder, work: prebuild.Work) -> None:
+            self.builders.append(builder)
+            start(builder, work)
+
+        monkeypatch.setattr(prebuild.Prebuilder, "start", recorded)
+
+    async def send(self, **kwargs: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not self.builders or self.builders[0].received < self.ahead:
+            assert time.monotonic() < deadline, "the prebuild child built nothing"
+            await asyncio.sleep(0.005)
+        await super().send(**kwargs)
+
+
 def signing_key(settings: Settings) -> dict[bytes, bytes]:
     path = key_file(settings.data_dir, selector="s1", domain="news.example.org")
     txt = generate_key(path=path)
@@ -39,12 +65,12 @@ def signing_key(settings: Settings) -> dict[bytes, bytes]:
 
 
 def test_messages_built_ahead_are_signed_for_their_recipient_and_recorded_by_message_id(
-    engine: Engine, settings: Settings
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emails = add_people(engine, settings, 60)
     issue = add_issue(engine, settings)
     table = signing_key(settings)
-    sender = MemorySender()
+    sender = AfterTheChild(monkeypatch)
     report = send(engine, settings, issue, sender, policy=AHEAD)
     assert report.sent == 60 and report.built_ahead > 0
     assert sorted(r[0] for _, r, _ in sender.sent) == emails  # each once
@@ -156,7 +182,7 @@ def test_messages_larger_than_the_read_buffer_arrive_whole(
     emails = add_people(engine, settings, 30)
     issue = add_issue(engine, settings)
     table = signing_key(settings)
-    sender = MemorySender()
+    sender = AfterTheChild(monkeypatch)
     report = send(engine, settings, issue, sender, policy=AHEAD)
     assert report.built_ahead > 0
     assert sorted(r[0] for _, r, _ in sender.sent) == emails
