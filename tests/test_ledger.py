@@ -463,6 +463,15 @@ def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
     assert f"127.0.0.1:{port}" in str(result.exception)
     # The summary says what happened; the reason comes once, in the error line.
     assert "0 sent now" in result.stdout and "cannot be reached" not in result.stdout
+    assert str(result.exception).endswith("run `digest issue send` again to resume")
+
+    # A test copy has nothing to resume: the advice is the relay settings alone.
+    copy = run_cli(
+        settings, "issue", "send", "--test-to", "me@example.org", "--force", "--offline",
+        DIGEST_SMTP_PORT=port,
+    )  # fmt: skip
+    assert isinstance(copy.exception, RelayUnavailable)
+    assert str(copy.exception).endswith("check DIGEST_SMTP_HOST/DIGEST_SMTP_PORT/DIGEST_SMTP_TLS")
 
 
 def test_verp_envelope_senders_map_back_to_their_delivery(

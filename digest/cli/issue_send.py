@@ -150,7 +150,9 @@ def send(
     if report.paused:
         from digest.errors import RelayUnavailable
 
-        raise RelayUnavailable(f"send paused: {report.paused}")
+        raise RelayUnavailable(
+            f"send paused: {report.paused}; then run `digest issue send` again to resume"
+        )
     # A stop on request (SIGTERM, Ctrl-C) is a clean end: exit 0, the rest stays queued.
 
 

@@ -293,8 +293,7 @@ class SmtpPool:
             return conn
         raise RelayUnavailable(
             f"SMTP relay {self.host}:{self.port} cannot be reached ({last}); check "
-            "DIGEST_SMTP_HOST/DIGEST_SMTP_PORT/DIGEST_SMTP_TLS, then run `digest issue send` "
-            "again to resume"
+            "DIGEST_SMTP_HOST/DIGEST_SMTP_PORT/DIGEST_SMTP_TLS"
         )
 
     async def _retire(self, conn: _Connection) -> None:
