@@ -39,7 +39,15 @@ class _Bar:
         self._done = 0
 
     def start(self, total: int) -> None:
+        # Drawn from here on: a send refused before it starts leaves no empty bar behind, and
+        # the rate does not count the pre-send check.
+        self._progress.start()
+        self._started = time.monotonic()
         self._task = self._progress.add_task("sending", total=total, rate="")
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._progress.stop()
 
     def advance(self, outcome: str) -> None:
         if self._task is None:
@@ -120,14 +128,15 @@ def send(
     )
     check = PreSendCheck(offline=offline, force=force)
     stop = threading.Event()
-    with (
-        _stop_on_signals(stop),
-        Progress(*columns, console=console, disable=quiet or as_json, transient=False) as bar,
-    ):
-        report = run_send(
-            settings=cfg, now=now(), ref=issue, policy=policy, progress=_Bar(bar),
-            check=check, stop=stop,
-        )  # fmt: skip
+    bar = _Bar(Progress(*columns, console=console, disable=quiet or as_json, transient=False))
+    with _stop_on_signals(stop):
+        try:
+            report = run_send(
+                settings=cfg, now=now(), ref=issue, policy=policy, progress=bar, check=check,
+                stop=stop,
+            )  # fmt: skip
+        finally:
+            bar.close()
     if as_json:
         print_json(_report_json(report))
     else:
