@@ -474,6 +474,16 @@ def test_a_dead_relay_makes_the_command_fail_with_one_clear_line(
     assert str(copy.exception).endswith("check DIGEST_SMTP_HOST/DIGEST_SMTP_PORT/DIGEST_SMTP_TLS")
 
 
+def test_a_send_refused_before_it_starts_prints_only_its_error(
+    engine: Engine, settings: Settings
+) -> None:
+    add_issue(engine, settings)
+    result = run_cli(settings, "issue", "send", "2099-W01")
+    assert result.exit_code != 0
+    assert "no issue '2099-W01'" in str(result.exception)
+    assert result.stdout == ""  # no empty progress bar drawn before the refusal
+
+
 def test_verp_envelope_senders_map_back_to_their_delivery(
     engine: Engine, settings: Settings
 ) -> None:
