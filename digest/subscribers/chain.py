@@ -6,10 +6,10 @@ event that does.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +48,7 @@ def event_hash(prev_hash: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ChainReport:
     """The result of checking the whole log. ``head`` is the newest hash: write it down
     somewhere else now and then, so that cutting off the newest events is detectable too."""
@@ -60,13 +60,7 @@ class ChainReport:
     problem: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "head": self.head,
-            "first_bad_id": self.first_bad_id,
-            "problem": self.problem,
-        }
+        return dataclasses.asdict(self)
 
 
 def verify_chain(session: Session) -> ChainReport:
@@ -75,22 +69,14 @@ def verify_chain(session: Session) -> ChainReport:
     count = 0
     for row in log.iter_event_rows(session):
         count += 1
+        problem = None
         if row["prev_hash"] != prev:
+            problem = "its prev_hash does not match the event before (deleted or reordered)"
+        elif row["hash"] != event_hash(prev, dict(row)):
+            problem = "its contents do not match its hash (edited)"
+        if problem:
             return ChainReport(
-                ok=False,
-                events=count,
-                head=prev,
-                first_bad_id=row["id"],
-                problem="its prev_hash does not match the event before (deleted or reordered)",
-            )
-        expected = event_hash(prev, dict(row))
-        if row["hash"] != expected:
-            return ChainReport(
-                ok=False,
-                events=count,
-                head=prev,
-                first_bad_id=row["id"],
-                problem="its contents do not match its hash (edited)",
+                ok=False, events=count, head=prev, first_bad_id=row["id"], problem=problem
             )
         prev = row["hash"]
     return ChainReport(ok=True, events=count, head=prev)
