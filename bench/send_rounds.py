@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.sending import bench_settings, prepare, start_receiver
+from bench.sending import RECEIVERS, engine_settings, prepare, receiver
 
 
 def _cpu_idle() -> tuple[int, int]:
@@ -88,11 +86,7 @@ def run(work: Path, *, port: int, connections: int) -> dict[str, Any]:
     claims.Rounds.next = timed_next  # type: ignore[method-assign]
     smtp.SmtpPool.send = timed_send  # type: ignore[method-assign]
 
-    data_dir = Path(tempfile.mkdtemp(prefix="rounds-", dir=work)) / "data"
-    shutil.copytree(work / "engine-template", data_dir)
-    settings = bench_settings(data_dir, port, connections).model_copy(
-        update={"dkim_private_key": work / "bench.pem"}
-    )
+    settings = engine_settings(work, port, connections)
     idle0, total0 = _cpu_idle()
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -147,14 +141,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prepare(work, args.messages)
-        for kind in ("sink", "smtp-sink"):
-            label = "minimal asyncio sink" if kind == "sink" else "postfix smtp-sink"
-            started = start_receiver(kind)
-            if started is None:
-                print(f"| {label} | not installed (apt-get install postfix) | | | | | | | |")
-                continue
-            proc, port = started
-            try:
+        for kind, label in RECEIVERS.items():
+            with receiver(kind) as port:
+                if port is None:
+                    print(f"| {label} | not installed (apt-get install postfix) | | | | | | | |")
+                    continue
                 for size in sizes:
                     out = subprocess.run(
                         [sys.executable, "-m", "bench.send_rounds", "--run", str(size),
@@ -169,9 +160,6 @@ def main() -> None:
                         f"| {r['switches']:.1f} | {r['parent_ms']:.3f} / {r['child_ms']:.3f} ms |",
                         flush=True,
                     )
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

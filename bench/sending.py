@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -42,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -280,11 +282,7 @@ def run_scenario(name: str, *, port: int, n: int, connections: int, work: Path) 
         from digest.send.commands import run_send
         from digest.send.engine import SendPolicy
 
-        db_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)) / "data"
-        shutil.copytree(work / "engine-template", db_dir)  # a fresh ledger for every run
-        settings = bench_settings(db_dir, port, connections).model_copy(
-            update={"dkim_private_key": work / "bench.pem"}
-        )
+        settings = engine_settings(work, port, connections)
         start_cpu, start = _cpu(), time.perf_counter()
         # "inline": the send loop builds and signs every message itself, nothing ahead.
         policy = SendPolicy(prebuild_from=0) if name == "engine-inline" else None
@@ -383,6 +381,34 @@ def wait_port(port: int) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"receiver on port {port} did not start")
+
+
+def engine_settings(work: Path, port: int, connections: int) -> Any:
+    """Settings for one engine run, on a fresh copy of the prepared ledger (``prepare``)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="engine-", dir=work)) / "data"
+    shutil.copytree(work / "engine-template", data_dir)
+    return bench_settings(data_dir, port, connections).model_copy(
+        update={"dkim_private_key": work / "bench.pem"}
+    )
+
+
+RECEIVERS = {"sink": "minimal asyncio sink", "smtp-sink": "postfix smtp-sink"}
+
+
+@contextlib.contextmanager
+def receiver(kind: str) -> Iterator[int | None]:
+    """The port of a running receiver of ``kind`` (a key of RECEIVERS), stopped on exit; None
+    when it is not installed."""
+    started = start_receiver(kind)
+    if started is None:
+        yield None
+        return
+    proc, port = started
+    try:
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
 
 
 def start_receiver(kind: str) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -499,8 +525,6 @@ def measure(rows: list[Row], *, port: int, repeat: int, work: Path) -> list[list
         for i, row in enumerate(rows):
             if round_ and not row.every_round:
                 continue
-            if row.scenario.startswith("engine") and not (work / "engine-template").exists():
-                continue
             r = child(
                 row.scenario, port=port, n=row.messages, connections=row.connections, work=work
             )
@@ -573,18 +597,12 @@ def main() -> None:
             "| vs receiver limit (%) | peak RSS |"
         )
         print("|---|---|---|---|---|---|---|")
-        for kind in ("sink", "smtp-sink"):
-            started = start_receiver(kind)
-            label = "minimal asyncio sink" if kind == "sink" else "postfix smtp-sink"
-            if started is None:
-                print(f"| {label} | not installed (apt-get install postfix) | | | | | |")
-                continue
-            proc, port = started
-            try:
+        for kind, label in RECEIVERS.items():
+            with receiver(kind) as port:
+                if port is None:
+                    print(f"| {label} | not installed (apt-get install postfix) | | | | | |")
+                    continue
                 results = measure(rows, port=port, repeat=repeat, work=work)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=10)
             for row, runs in zip(rows, results, strict=True):
                 if not runs:
                     continue
