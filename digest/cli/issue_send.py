@@ -35,7 +35,7 @@ class _Bar:
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
         self._task: TaskID | None = None
-        self._started = time.monotonic()
+        self._started = 0.0  # set by start
         self._done = 0
 
     def start(self, total: int) -> None:
